@@ -1,0 +1,360 @@
+"""Text classification data: the user's CSV/TSV/JSONL files or the bundled MR/IMDB sets.
+
+Implements TRICKS T41 (stratified, seeded train/val/test split, vocabulary fitted on the
+training split only), T42 (training data reshuffled every epoch) and T43 (padded batches
+with lengths, for packed sequences in the model).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, Dataset
+
+from .text_io import Example, read_bundled, read_examples, read_texts, tokenize
+from .vocab import Vocabulary
+
+
+def stratified_split(
+    labels: Sequence[str], fractions: Sequence[float], seed: int
+) -> list[list[int]]:
+    """Split indices into ``len(fractions) + 1`` parts with the same label proportions in each.
+
+    ``fractions`` are the shares of the later parts (e.g. ``(0.1, 0.3)`` for val and test);
+    the first part (train) gets the rest. Each label's indices are shuffled with ``seed`` and
+    cut by rounding, so the split is deterministic and every part keeps the class balance.
+
+    Example:
+        >>> parts = stratified_split(["a"] * 8 + ["b"] * 2, (0.5,), seed=0)
+        >>> [len(p) for p in parts]
+        [5, 5]
+    """
+    by_label: dict[str, list[int]] = defaultdict(list)
+    for index, label in enumerate(labels):
+        by_label[label].append(index)
+    rng = random.Random(seed)
+    parts: list[list[int]] = [[] for _ in range(len(fractions) + 1)]
+    for label in sorted(by_label):
+        indices = by_label[label]
+        rng.shuffle(indices)
+        start = len(indices)
+        for part, fraction in zip(parts[:0:-1], fractions[::-1]):
+            count = round(fraction * len(indices))
+            part.extend(indices[start - count : start])
+            start -= count
+        parts[0].extend(indices[:start])
+    return [sorted(part) for part in parts]
+
+
+_STAGE_OF = {"train": "fit", "val": "validate", "test": "test", "predict": "predict"}
+
+
+class EncodedTexts(Dataset):
+    """Token-index sequences with optional label indices."""
+
+    def __init__(self, sequences: list[list[int]], labels: Optional[list[int]] = None) -> None:
+        self.sequences = sequences
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+    def __getitem__(self, index: int) -> tuple[list[int], int]:
+        return self.sequences[index], (-1 if self.labels is None else self.labels[index])
+
+
+def pad_collate(items: list[tuple[list[int], int]], pad_index: int = 0) -> dict[str, torch.Tensor]:
+    """Pad a list of ``(token_ids, label)`` to a batch dict ``tokens [B, T]``, ``lengths [B]``, ``labels [B]``."""
+    lengths = torch.tensor([len(ids) for ids, _ in items], dtype=torch.long)
+    tokens = torch.full((len(items), int(lengths.max())), pad_index, dtype=torch.long)
+    for row, (ids, _) in enumerate(items):
+        tokens[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    batch = {"tokens": tokens, "lengths": lengths}
+    if items[0][1] >= 0:
+        batch["labels"] = torch.tensor([label for _, label in items], dtype=torch.long)
+    return batch
+
+
+class TextClassificationDataModule(LightningDataModule):
+    """Labelled texts split into train/val/test, tokenised, indexed and padded.
+
+    The vocabulary and label names are built from the training split only (no leak from
+    validation or test text) and saved in every checkpoint, so ``predict`` on raw text needs
+    nothing but the checkpoint. Facts the model needs (``vocab_size``, ``num_classes``,
+    ``pad_index``) are available right after construction for LightningCLI's argument links.
+
+    Args:
+        dataset: bundled data set used when ``data_path`` is unset: ``mr`` (8,530 movie-review
+            sentences, Pang & Lee 2005) or ``imdb`` (25,000 reviews, Maas et al. 2011).
+        data_path: your labelled data, a ``.csv``, ``.tsv`` or ``.jsonl`` file.
+        val_path: optional separate validation file; otherwise carved from the training part.
+        test_path: optional separate test file; otherwise split off the data (T41).
+        text_column: column or JSON key holding the text.
+        label_column: column or JSON key holding the label.
+        val_fraction: share of the non-test data used for validation.
+        test_fraction: share of all data held out for testing (7:3 train/test by default, T41).
+        limit: keep only this many examples (stratified) before splitting, for quick runs.
+        lowercase: lowercase text before tokenising.
+        min_freq: tokens seen fewer times in the training split map to ``<unk>``.
+        max_vocab_size: keep at most this many of the most frequent tokens.
+        max_length: truncate token sequences to this length.
+        batch_size: examples per batch.
+        num_workers: DataLoader worker processes.
+        seed: seed of the split (the training order follows ``seed_everything``).
+        predict_texts: raw texts to classify with ``predict``.
+        predict_path: a ``.txt`` (one text per line), ``.csv``, ``.tsv`` or ``.jsonl`` file to classify.
+        vocab_from: a checkpoint whose vocabulary, labels and tokeniser settings to reuse instead
+            of building them; the CLI sets it from ``--ckpt_path``.
+
+    Raises:
+        ValueError: an argument out of range (fractions, sizes), or both ``predict_texts`` and
+            ``predict_path`` given.
+
+    Example::
+
+        data:
+          dataset: mr            # or data_path: reviews.csv
+          batch_size: 64
+          min_freq: 1
+          val_fraction: 0.1
+          test_fraction: 0.3
+    """
+
+    def __init__(
+        self,
+        dataset: Literal["mr", "imdb"] = "mr",
+        data_path: Optional[str] = None,
+        val_path: Optional[str] = None,
+        test_path: Optional[str] = None,
+        text_column: str = "text",
+        label_column: str = "label",
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.3,
+        limit: Optional[int] = None,
+        lowercase: bool = True,
+        min_freq: int = 1,
+        max_vocab_size: Optional[int] = None,
+        max_length: Optional[int] = None,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        seed: int = 42,
+        predict_texts: Optional[list[str]] = None,
+        predict_path: Optional[str] = None,
+        vocab_from: Optional[str] = None,
+    ) -> None:
+        super().__init__()
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}.")
+        if not 0.0 <= test_fraction < 1.0:
+            raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}.")
+        if test_path is None and test_fraction == 0.0:
+            raise ValueError("test_fraction is 0 and no test_path is given: set one of them.")
+        for name, value in (("batch_size", batch_size), ("min_freq", min_freq)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}.")
+        for name, value in (("limit", limit), ("max_vocab_size", max_vocab_size), ("max_length", max_length)):
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1 or null, got {value}.")
+        if num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {num_workers}.")
+        if predict_texts is not None and predict_path is not None:
+            raise ValueError("give predict_texts or predict_path, not both.")
+        self.save_hyperparameters()
+        self.dataset = dataset
+        self.data_path = data_path
+        self.val_path = val_path
+        self.test_path = test_path
+        self.text_column = text_column
+        self.label_column = label_column
+        self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
+        self.limit = limit
+        self.lowercase = lowercase
+        self.min_freq = min_freq
+        self.max_vocab_size = max_vocab_size
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.predict_texts = predict_texts
+        self.predict_path = predict_path
+        self.vocab_from = vocab_from
+
+        self._vocab: Optional[Vocabulary] = None
+        self._labels: Optional[list[str]] = None
+        self._splits: Optional[dict[str, list[Example]]] = None
+        self.texts: dict[str, list[str]] = {}
+        self.datasets: dict[str, EncodedTexts] = {}
+
+    # ------------------------------------------------------------------ facts for the model
+    @property
+    def vocab(self) -> Vocabulary:
+        """The vocabulary (built on first use from the training split, or from ``vocab_from``)."""
+        self._ensure_vocab()
+        assert self._vocab is not None
+        return self._vocab
+
+    @property
+    def labels(self) -> list[str]:
+        """Label names; the model's class ``i`` is ``labels[i]``."""
+        self._ensure_vocab()
+        assert self._labels is not None
+        return self._labels
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def pad_index(self) -> int:
+        return Vocabulary.pad_index
+
+    # ------------------------------------------------------------------ loading
+    def _ensure_vocab(self) -> None:
+        if self._vocab is not None:
+            return
+        if self.vocab_from is not None:
+            self.load_state_dict(self._state_from_checkpoint(self.vocab_from))
+            return
+        train = self._load_splits()["train"]
+        self._labels = sorted({example.label for example in train})
+        self._vocab = Vocabulary.build(
+            (self._tokens(example.text) for example in train), self.min_freq, self.max_vocab_size
+        )
+
+    def _state_from_checkpoint(self, path: str) -> dict[str, Any]:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"vocab_from: checkpoint {path} does not exist.")
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        state = checkpoint.get(type(self).__qualname__)
+        if not state or "vocab" not in state:
+            raise ValueError(
+                f"vocab_from: {path} holds no {type(self).__qualname__} state (keys: {', '.join(checkpoint)}). "
+                "Use a checkpoint written by a fit with this data module."
+            )
+        return state
+
+    def _tokens(self, text: str) -> list[str]:
+        tokens = tokenize(text, self.lowercase)
+        return tokens[: self.max_length] if self.max_length else tokens
+
+    def _load_splits(self) -> dict[str, list[Example]]:
+        if self._splits is not None:
+            return self._splits
+        if self.data_path is not None:
+            examples = read_examples(self.data_path, self.text_column, self.label_column)
+            source = self.data_path
+        else:
+            examples = read_bundled(self.dataset)
+            source = f"the bundled {self.dataset.upper()} set"
+        if self.limit is not None and self.limit < len(examples):
+            keep = stratified_split([e.label for e in examples], (self.limit / len(examples),), self.seed)[1]
+            examples = [examples[i] for i in keep]
+        fractions = (self.val_fraction, 0.0 if self.test_path else self.test_fraction)
+        parts = stratified_split([e.label for e in examples], ((1 - fractions[1]) * fractions[0], fractions[1]), self.seed)
+        splits = {name: [examples[i] for i in part] for name, part in zip(("train", "val", "test"), parts)}
+        if self.val_path is not None:
+            splits["train"] += splits.pop("val")
+            splits["val"] = read_examples(self.val_path, self.text_column, self.label_column)
+        if self.test_path is not None:
+            splits["test"] = read_examples(self.test_path, self.text_column, self.label_column)
+        if not splits["train"] or not splits["val"]:
+            raise ValueError(
+                f"{source} has {len(examples)} examples: too few to split into train and validation. "
+                "Provide more data or a separate val_path."
+            )
+        train_labels = {e.label for e in splits["train"]}
+        if len(train_labels) < 2:
+            raise ValueError(f"the training split of {source} holds a single label ({train_labels.pop()!r}).")
+        for name, path in (("val", self.val_path), ("test", self.test_path)):
+            for example in splits[name]:
+                if example.label not in train_labels:
+                    where = f"{path}, line {example.line}" if path else f"{source}, line {example.line}"
+                    raise ValueError(
+                        f"{where}: label {example.label!r} of the {name} split never appears in the training "
+                        f"split (labels: {', '.join(sorted(train_labels))}). Fix the label or add training examples."
+                    )
+        self._splits = splits
+        return splits
+
+    # ------------------------------------------------------------------ Lightning hooks
+    def setup(self, stage: str) -> None:
+        vocab = self.vocab
+        index = {label: i for i, label in enumerate(self.labels)}
+        if stage == "predict":
+            texts = self.predict_texts
+            if texts is None and self.predict_path is not None:
+                texts = read_texts(self.predict_path, self.text_column)
+            if not texts:
+                raise ValueError(
+                    "nothing to predict: pass --data.predict_texts '[\"a review\", \"another\"]' "
+                    "or --data.predict_path reviews.txt"
+                )
+            self.texts["predict"] = list(texts)
+            self.datasets["predict"] = EncodedTexts([vocab.encode(self._tokens(t)) for t in texts])
+            return
+        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}[stage]
+        splits = self._load_splits()
+        for name in wanted:
+            unknown = sorted({e.label for e in splits[name]} - set(index))
+            if unknown:
+                raise ValueError(
+                    f"{name} split has labels {unknown} that the checkpoint's model does not know "
+                    f"(labels: {', '.join(self.labels)})."
+                )
+            self.texts[name] = [e.text for e in splits[name]]
+            self.datasets[name] = EncodedTexts(
+                [vocab.encode(self._tokens(e.text)) for e in splits[name]], [index[e.label] for e in splits[name]]
+            )
+
+    def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
+        return DataLoader(
+            self.datasets[name],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=pad_collate,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)  # T42: a new order every epoch
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict")
+
+    # ------------------------------------------------------------------ checkpointing
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "vocab": list(self.vocab.itos),
+            "labels": list(self.labels),
+            "lowercase": self.lowercase,
+            "max_length": self.max_length,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        vocab = Vocabulary(state_dict["vocab"][2:])
+        changed = self._vocab is not None and (vocab != self._vocab or state_dict["labels"] != self._labels)
+        self._vocab = vocab
+        self._labels = list(state_dict["labels"])
+        self.lowercase = state_dict.get("lowercase", self.lowercase)
+        self.max_length = state_dict.get("max_length", self.max_length)
+        if changed:  # datasets encoded with another vocabulary: encode them again
+            for stage in {_STAGE_OF[name] for name in self.datasets}:
+                self.setup(stage)

@@ -1,0 +1,1 @@
+"""Models of this project, one module per task."""

@@ -1,0 +1,100 @@
+"""A WandbLogger that never makes training fail or hang because W&B is unreachable.
+
+- Not logged in (no ``WANDB_API_KEY``, no netrc entry) and ``WANDB_MODE`` unset: the run
+  goes offline by itself and says so.
+- Logged in but the server does not answer within ``init_timeout`` seconds: it warns and
+  goes offline instead of failing.
+- Offline runs end with the exact ``wandb sync`` command that uploads them later.
+"""
+
+from __future__ import annotations
+
+import netrc
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional
+from urllib.parse import urlparse
+
+from lightning.pytorch.loggers import WandbLogger as _LightningWandbLogger
+from lightning.pytorch.loggers.logger import rank_zero_experiment
+from lightning.pytorch.utilities import rank_zero_only
+
+
+def wandb_logged_in() -> bool:
+    """Whether wandb has credentials: ``WANDB_API_KEY`` or a netrc entry for the W&B host."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
+    path = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    try:
+        return path.is_file() and netrc.netrc(path).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def _say(message: str) -> None:
+    print(f"[wandb] {message}", file=sys.stderr, flush=True)
+
+
+class WandbLogger(_LightningWandbLogger):
+    """Lightning's ``WandbLogger``, made safe to use with no account and no network.
+
+    Args:
+        init_timeout: seconds to wait for the W&B server before going offline.
+        *args, **kwargs: as for ``lightning.pytorch.loggers.WandbLogger``.
+
+    Example::
+
+        trainer:
+          logger:
+            class_path: my_project.wandb_logger.WandbLogger
+            init_args:
+              project: my-project
+              save_dir: runs
+    """
+
+    def __init__(self, *args: Any, init_timeout: float = 30.0, **kwargs: Any) -> None:
+        if init_timeout <= 0:
+            raise ValueError(f"init_timeout must be > 0 seconds, got {init_timeout}.")
+        super().__init__(*args, **kwargs)
+        self._init_timeout = init_timeout
+        self._went_offline = False
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> Any:
+        if self._experiment is not None:
+            return self._experiment
+        import wandb
+
+        if not self._offline and "WANDB_MODE" not in os.environ and not wandb_logged_in():
+            _say("not logged in (no WANDB_API_KEY, no netrc entry): logging this run offline.")
+            self._wandb_init["mode"] = "offline"
+        self._wandb_init.setdefault("settings", wandb.Settings(init_timeout=self._init_timeout))
+        try:
+            return super().experiment
+        except Exception as err:  # wandb raises CommError, UsageError, TimeoutError, ...
+            if self._wandb_init.get("mode") == "offline" or os.environ.get("WANDB_MODE") in ("offline", "dryrun"):
+                raise
+            _say(f"could not reach W&B ({type(err).__name__}: {err}); logging this run offline instead.")
+            self._wandb_init["mode"] = "offline"
+            self._experiment = None
+            return super().experiment
+
+    @property
+    def run_dir(self) -> Optional[Path]:
+        """The local folder of the W&B run (``.../wandb/offline-run-<time>-<id>``)."""
+        experiment = self.experiment
+        return Path(experiment.dir).resolve().parent if getattr(experiment, "dir", None) else None
+
+    @rank_zero_only
+    def finish(self) -> None:
+        """Close the W&B run; for an offline run print the command that uploads it."""
+        if self._experiment is None:
+            return
+        offline = self._experiment.settings.mode in ("offline", "dryrun")
+        run_dir = self.run_dir
+        self._experiment.finish()
+        if offline and run_dir is not None:
+            _say(f"offline run saved in {run_dir}. Upload it with:\n    wandb sync {run_dir}")
