@@ -1,0 +1,65 @@
+"""Shared fixtures: the repository root, W&B isolated from any account, and a tiny text model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from lightning.pytorch import LightningModule
+from torch import nn
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture
+def offline_wandb(tmp_path, monkeypatch):
+    """Run W&B offline with no account: a private HOME, no API key, runs under tmp_path."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    for name in ("WANDB_API_KEY", "WANDB_BASE_URL", "WANDB_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+class TinyTextModel(LightningModule):
+    """Mean of word vectors → linear: small enough for unit tests of callbacks on real text."""
+
+    def __init__(self, vocab_size: int, num_classes: int, lr: float = 0.05) -> None:
+        super().__init__()
+        self.embedding = nn.EmbeddingBag(vocab_size, 16, mode="mean", padding_idx=0)
+        self.head = nn.Linear(16, num_classes)
+        self.lr = lr
+        self.preclip_norms: list[float] = []
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embedding(tokens))
+
+    def training_step(self, batch, batch_idx):
+        loss = nn.functional.cross_entropy(self(batch["tokens"]), batch["labels"])
+        self.log("train/loss", loss)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val/loss", nn.functional.cross_entropy(self(batch["tokens"]), batch["labels"]))
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # runs after the callbacks' hook and before Lightning clips: an independent record
+        grads = [p.grad.flatten() for p in self.parameters() if p.grad is not None]
+        self.preclip_norms.append(float(torch.linalg.vector_norm(torch.cat(grads))))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.lr)
+
+
+@pytest.fixture
+def tiny_model_class():
+    return TinyTextModel

@@ -1,0 +1,251 @@
+"""Text data pipeline: tokenizer, vocabulary, splits (T41), shuffling (T42), padding (T43), bad input."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+import torch
+
+from datamodules import (
+    TextClassificationDataModule,
+    Vocabulary,
+    pad_collate,
+    read_bundled,
+    stratified_split,
+    tokenize,
+)
+
+
+def write_csv(path, rows, header="text,label", sep=","):
+    path.write_text(header + "\n" + "".join(f"{t}{sep}{l}\n" for t, l in rows), encoding="utf-8")
+    return path
+
+
+def numbered_rows(n_per_label=30, labels=("neg", "pos")):
+    """Rows whose texts each hold one token unique to the row (w<i>) plus a shared word."""
+    rows, i = [], 0
+    for label in labels:
+        for _ in range(n_per_label):
+            rows.append((f"shared w{i}", label))
+            i += 1
+    return rows
+
+
+# ---------------------------------------------------------------- tokenizer and vocabulary
+def test_tokenize_strips_html_decodes_entities_and_keeps_contractions():
+    assert tokenize("A <b>great</b> film.<br /><br />Don't miss it &amp; enjoy!") == [
+        "a", "great", "film", ".", "don't", "miss", "it", "&", "enjoy", "!",
+    ]
+    assert tokenize("Keep CASE", lowercase=False) == ["Keep", "CASE"]
+
+
+def test_vocabulary_orders_by_frequency_then_alphabetically_and_applies_limits():
+    vocab = Vocabulary.build([["b", "a", "c", "a"], ["b", "d"]], min_freq=1)
+    assert vocab.itos == ["<pad>", "<unk>", "a", "b", "c", "d"]
+    assert Vocabulary.build([["b", "a", "c", "a"], ["b", "d"]], min_freq=2).itos[2:] == ["a", "b"]
+    assert Vocabulary.build([["b", "a", "c", "a"], ["b", "d"]], max_size=1).itos[2:] == ["a"]
+    assert vocab.encode(["a", "zzz"]) == [2, 1]
+    assert vocab.encode([]) == [1]  # never an empty sequence: packing needs length >= 1
+
+
+def test_empty_vocabulary_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"the vocabulary is empty: no token .* min_freq=5 .*Lower --data.min_freq"):
+        Vocabulary.build([["a", "b"]], min_freq=5)
+
+
+# ---------------------------------------------------------------- splits (T41)
+def test_stratified_split_keeps_class_balance_is_disjoint_and_seeded():
+    labels = ["a"] * 700 + ["b"] * 300
+    train, val, test = stratified_split(labels, (0.07, 0.3), seed=1)
+    assert sorted(train + val + test) == list(range(1000))
+    assert not set(train) & set(val) and not set(train) & set(test) and not set(val) & set(test)
+    assert Counter(labels[i] for i in test) == {"a": 210, "b": 90}
+    assert Counter(labels[i] for i in val) == {"a": 49, "b": 21}
+    assert stratified_split(labels, (0.07, 0.3), seed=1) == [train, val, test]
+    assert stratified_split(labels, (0.07, 0.3), seed=2) != [train, val, test]
+
+
+def test_bundled_mr_split_sizes_and_balance():
+    examples = read_bundled("mr")
+    assert len(examples) == 8530
+    assert Counter(e.label for e in examples) == {"negative": 4265, "positive": 4265}
+    dm = TextClassificationDataModule()
+    splits = dm._load_splits()
+    assert {name: len(part) for name, part in splits.items()} == {"train": 5372, "val": 598, "test": 2560}
+    assert dm.labels == ["negative", "positive"] and dm.num_classes == 2
+
+
+def test_vocabulary_is_built_on_the_training_split_only(tmp_path):
+    dm = TextClassificationDataModule(data_path=str(write_csv(tmp_path / "d.csv", numbered_rows())))
+    splits = dm._load_splits()
+    held_out = {tokenize(e.text)[1] for name in ("val", "test") for e in splits[name]}
+    train_tokens = {tokenize(e.text)[1] for e in splits["train"]}
+    assert held_out and not held_out & set(dm.vocab.itos)
+    assert train_tokens <= set(dm.vocab.itos)
+
+
+def test_separate_validation_and_test_files(tmp_path):
+    data = write_csv(tmp_path / "train.csv", numbered_rows(20))
+    val = write_csv(tmp_path / "val.csv", [("fine", "pos"), ("bad", "neg")])
+    test = write_csv(tmp_path / "test.csv", [("ok", "pos")])
+    dm = TextClassificationDataModule(data_path=str(data), val_path=str(val), test_path=str(test))
+    splits = dm._load_splits()
+    assert len(splits["train"]) == 40 and [e.text for e in splits["val"]] == ["fine", "bad"]
+    assert [e.text for e in splits["test"]] == ["ok"]
+
+
+# ---------------------------------------------------------------- batches (T42, T43)
+def test_padded_batches_have_lengths_and_pad_index(tmp_path):
+    batch = pad_collate([([5, 6, 7], 1), ([8], 0)])
+    assert batch["tokens"].tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert batch["lengths"].tolist() == [3, 1] and batch["labels"].tolist() == [1, 0]
+    assert "labels" not in pad_collate([([5], -1)])
+
+
+def test_training_order_changes_every_epoch_and_eval_order_does_not():
+    dm = TextClassificationDataModule(limit=400, batch_size=16)
+    dm.setup("fit")
+    torch.manual_seed(0)
+    first = [b["tokens"][:, 0].tolist() for b in dm.train_dataloader()]
+    second = [b["tokens"][:, 0].tolist() for b in dm.train_dataloader()]
+    assert first != second
+    assert sorted(sum(first, [])) == sorted(sum(second, []))
+    val = [b["tokens"].tolist() for b in dm.val_dataloader()]
+    assert val == [b["tokens"].tolist() for b in dm.val_dataloader()]
+
+
+def test_limit_and_max_length():
+    dm = TextClassificationDataModule(limit=200, max_length=5)
+    dm.setup("fit")
+    sizes = {name: len(ds) for name, ds in dm.datasets.items()}
+    assert sum(sizes.values()) + len(dm._load_splits()["test"]) == 200
+    assert max(len(seq) for seq in dm.datasets["train"].sequences) == 5
+
+
+# ---------------------------------------------------------------- formats
+def test_tsv_and_jsonl_with_custom_columns(tmp_path):
+    tsv = tmp_path / "d.tsv"
+    tsv.write_text("review\tsentiment\n" + "".join(f"text {i}\t{i % 2}\n" for i in range(40)), encoding="utf-8")
+    dm = TextClassificationDataModule(data_path=str(tsv), text_column="review", label_column="sentiment")
+    assert dm.labels == ["0", "1"]
+    jsonl = tmp_path / "d.jsonl"
+    jsonl.write_text("".join(json.dumps({"t": f"text {i}", "y": "ab"[i % 2]}) + "\n" for i in range(40)))
+    assert TextClassificationDataModule(data_path=str(jsonl), text_column="t", label_column="y").labels == ["a", "b"]
+
+
+def test_predict_from_texts_and_txt_file(tmp_path):
+    dm = TextClassificationDataModule(limit=300, predict_texts=["a fine film", "<br />"])
+    dm.setup("predict")
+    assert dm.texts["predict"] == ["a fine film", "<br />"]
+    assert dm.datasets["predict"].sequences[1] == [Vocabulary.unk_index]
+    path = tmp_path / "p.txt"
+    path.write_text("one\n\ntwo\n", encoding="utf-8")
+    dm = TextClassificationDataModule(limit=300, predict_path=str(path))
+    dm.setup("predict")
+    assert dm.texts["predict"] == ["one", "two"]
+    with pytest.raises(ValueError, match="nothing to predict: pass --data.predict_texts"):
+        TextClassificationDataModule(limit=300).setup("predict")
+
+
+# ---------------------------------------------------------------- checkpointed vocabulary
+def test_state_dict_round_trip_and_vocab_from_checkpoint(tmp_path):
+    dm = TextClassificationDataModule(limit=300, lowercase=False, max_length=7)
+    state = dm.state_dict()
+    ckpt = tmp_path / "model.ckpt"
+    torch.save({"state_dict": {}, "TextClassificationDataModule": state}, ckpt)
+    restored = TextClassificationDataModule(data_path=str(tmp_path / "never-read.csv"), vocab_from=str(ckpt))
+    assert restored.vocab == dm.vocab and restored.labels == dm.labels
+    assert restored.lowercase is False and restored.max_length == 7
+    other = TextClassificationDataModule(limit=100)
+    other.setup("fit")
+    other.load_state_dict(state)  # datasets already encoded with another vocabulary: re-encoded
+    text = other.texts["train"][0]
+    assert other.datasets["train"].sequences[0] == dm.vocab.encode(dm._tokens(text))
+
+
+def test_vocab_from_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="vocab_from: checkpoint .*nope.ckpt does not exist"):
+        TextClassificationDataModule(vocab_from=str(tmp_path / "nope.ckpt")).vocab
+    torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
+    with pytest.raises(ValueError, match="holds no TextClassificationDataModule state"):
+        TextClassificationDataModule(vocab_from=str(tmp_path / "other.ckpt")).vocab
+
+
+# ---------------------------------------------------------------- bad input: name the problem and the fix
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"data file .*missing.csv does not exist"):
+        TextClassificationDataModule(data_path=str(tmp_path / "missing.csv")).vocab
+
+
+def test_empty_file(tmp_path):
+    (tmp_path / "e.csv").write_text("", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"e.csv is empty\. Expected a header line with the columns 'text' and 'label'"):
+        TextClassificationDataModule(data_path=str(tmp_path / "e.csv")).vocab
+
+
+def test_wrong_columns(tmp_path):
+    path = write_csv(tmp_path / "c.csv", [("x", "y")], header="review,label")
+    with pytest.raises(ValueError, match=r"has no column 'text' \(its columns: review, label\)\. Set --data.text_column"):
+        TextClassificationDataModule(data_path=str(path)).vocab
+
+
+def test_unreadable_encoding_names_the_line(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes("text,label\ngood,1\nna\xefve caf\xe9,0\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin.csv, line 3: the file is not valid UTF-8.*iconv"):
+        TextClassificationDataModule(data_path=str(path)).vocab
+
+
+def test_empty_text_names_the_line(tmp_path):
+    path = tmp_path / "blank.csv"
+    path.write_text('text,label\ngood,1\n"  ",0\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"blank.csv, line 3: empty 'text' value"):
+        TextClassificationDataModule(data_path=str(path)).vocab
+
+
+def test_bad_jsonl_line(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "a", "label": "x"}\n{oops\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"d.jsonl, line 2: not valid JSON"):
+        TextClassificationDataModule(data_path=str(path)).vocab
+
+
+def test_unsupported_suffix(tmp_path):
+    path = tmp_path / "d.xlsx"
+    path.write_text("x")
+    with pytest.raises(ValueError, match=r"unsupported file type '.xlsx'; use one of .csv, .tsv, .jsonl"):
+        TextClassificationDataModule(data_path=str(path)).vocab
+
+
+def test_label_unseen_in_training_names_file_and_line(tmp_path):
+    data = write_csv(tmp_path / "train.csv", numbered_rows(10))
+    val = write_csv(tmp_path / "val.csv", [("fine", "pos"), ("meh", "neutral")])
+    with pytest.raises(ValueError, match=r"val.csv, line 3: label 'neutral' of the val split never appears in the "
+                       r"training split \(labels: neg, pos\)"):
+        TextClassificationDataModule(data_path=str(data), val_path=str(val)).vocab
+
+
+def test_single_label_training_data(tmp_path):
+    data = write_csv(tmp_path / "one.csv", numbered_rows(10, labels=("pos",)))
+    with pytest.raises(ValueError, match="holds a single label"):
+        TextClassificationDataModule(data_path=str(data)).vocab
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"val_fraction": 0.0}, "val_fraction must be in"),
+        ({"test_fraction": 1.0}, "test_fraction must be in"),
+        ({"test_fraction": 0.0}, "test_fraction is 0 and no test_path"),
+        ({"batch_size": 0}, "batch_size must be >= 1"),
+        ({"min_freq": 0}, "min_freq must be >= 1"),
+        ({"limit": 0}, "limit must be >= 1 or null"),
+        ({"num_workers": -1}, "num_workers must be >= 0"),
+        ({"predict_texts": ["a"], "predict_path": "p.txt"}, "not both"),
+    ],
+)
+def test_bad_arguments_fail_in_init(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TextClassificationDataModule(**kwargs)
