@@ -94,7 +94,9 @@ class WandbLogger(_LightningWandbLogger):
         if self._experiment is None:
             return
         offline = self._experiment.settings.mode in ("offline", "dryrun")
-        run_dir = self.run_dir
+        run_dir, url = self.run_dir, getattr(self._experiment, "url", None)
         self._experiment.finish()
         if offline and run_dir is not None:
             _say(f"offline run saved in {run_dir}. Upload it with:\n    wandb sync {run_dir}")
+        elif url:
+            _say(f"run: {url}")

@@ -1,0 +1,250 @@
+"""Baking works from every form a user points cookiecutter at, and gives a complete, valid project.
+
+Forms: the repository root (absolute, relative, "."), ``--directory template``, the ``cookiecutter``
+command itself, a GitHub-style zip archive, and two checkouts baked one after the other in one
+process. ``check_project`` asserts what every bake must give (vendored code byte-identical, no
+Jinja left, Python compiles, YAML parses, task files present, clean ``.cookiecutter.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.bake_helpers import (
+    DEFAULT_PACKAGE,
+    DEFAULT_SLUG,
+    REPO_ROOT,
+    TEMPLATE_DIR,
+    bake,
+    check_project,
+    copy_repo,
+    task_files,
+    template_prompts,
+    write_user_config,
+    zip_repo,
+)
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    return tmp_path / "out"
+
+
+@pytest.fixture
+def cc(tmp_path: Path) -> Path:
+    """Cookiecutter's user-config folder for this test (caches and replays stay in tmp)."""
+    return tmp_path / "cc"
+
+
+@pytest.fixture
+def private_tempdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point ``tempfile`` into tmp_path: cookiecutter unzips archives into ``mkdtemp()``."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def rebake_and_check(template: str | Path, out: Path, cc: Path, project: Path, source_root: Path = REPO_ROOT, **kwargs):
+    """Bake again over the same project with ``overwrite_if_exists`` and check it again."""
+    again = bake(template, out, cc, overwrite_if_exists=True, **kwargs)
+    assert again == project
+    check_project(again, source_root=source_root)
+
+
+def test_bake_from_absolute_repo_root(out, cc, capsys):
+    start = time.perf_counter()
+    project = bake(REPO_ROOT, out, cc)
+    seconds = time.perf_counter() - start
+    with capsys.disabled():
+        print(f"\n[liandan] one bake (absolute repo path, default answers) took {seconds:.2f} s")
+    assert project == out / DEFAULT_SLUG
+    check_project(project, slug=DEFAULT_SLUG)
+    rebake_and_check(REPO_ROOT, out, cc, project)
+
+
+@pytest.mark.parametrize("where", ["parent", "root"])
+def test_bake_from_relative_path(out, cc, monkeypatch, where):
+    """``cookiecutter main`` from the parent folder, and ``cookiecutter .`` (the Makefile's form)."""
+    if where == "parent":
+        monkeypatch.chdir(REPO_ROOT.parent)
+        template = REPO_ROOT.name
+    else:
+        monkeypatch.chdir(REPO_ROOT)
+        template = "."
+    project = bake(template, out, cc)
+    assert project.resolve() == (out / DEFAULT_SLUG).resolve()
+    check_project(project)
+    rebake_and_check(template, out, cc, project)
+
+
+def test_bake_with_directory_template(out, cc):
+    """``cookiecutter <repo> --directory template``: skips the selector, still finds callbacks/."""
+    project = bake(REPO_ROOT, out, cc, directory="template")
+    check_project(project, slug=DEFAULT_SLUG)
+    rebake_and_check(REPO_ROOT, out, cc, project, directory="template")
+
+
+def test_bake_template_folder_directly(out, cc):
+    """``cookiecutter <repo>/template``: the extension finds the repository root from its own file."""
+    project = bake(TEMPLATE_DIR, out, cc)
+    check_project(project, slug=DEFAULT_SLUG)
+
+
+def test_bake_with_the_cookiecutter_command(tmp_path, out, cc):
+    """What the Makefile runs: ``cookiecutter . --no-input --overwrite-if-exists -o <dir>``, twice."""
+    env = {**os.environ, "COOKIECUTTER_CONFIG": str(write_user_config(cc))}
+    command = [sys.executable, "-m", "cookiecutter", ".", "--no-input", "--overwrite-if-exists", "-o", str(out)]
+    for _ in range(2):
+        result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+        check_project(out / DEFAULT_SLUG, slug=DEFAULT_SLUG)
+
+
+def test_bake_from_zip_archive(tmp_path, out, cc, private_tempdir):
+    archive = zip_repo(tmp_path / "liandan-main.zip")
+    project = bake(archive, out, cc)
+    check_project(project, slug=DEFAULT_SLUG)
+    rebake_and_check(archive, out, cc, project)
+
+
+def test_bake_from_zip_archive_of_a_changed_checkout(tmp_path, out, cc, private_tempdir):
+    """The vendored code comes from the archive, not from the checkout the tests run in."""
+    checkout = copy_repo(tmp_path / "changed")
+    marker = "\n# changed in the archive only\n"
+    with (checkout / "datamodules" / "vocab.py").open("a", encoding="utf-8") as f:
+        f.write(marker)
+    project = bake(zip_repo(tmp_path / "changed.zip", root=checkout), out, cc)
+    check_project(project, source_root=checkout)
+    assert (project / "src" / DEFAULT_PACKAGE / "datamodules" / "vocab.py").read_text().endswith(marker)
+
+
+def test_two_checkouts_in_one_process(tmp_path, cc):
+    """Baking checkout A then checkout B (changed callbacks/) in one process vendors B's code for B.
+
+    Guards against Python caching the first checkout's ``liandan_ext`` module between bakes.
+    """
+    first = copy_repo(tmp_path / "a" / "liandan")
+    second = copy_repo(tmp_path / "b" / "liandan")
+    marker = "# a local change that only checkout B has\n"
+    with (second / "callbacks" / "grad_norm.py").open("a", encoding="utf-8") as f:
+        f.write(marker)
+    # byte code next to the sources must not travel into the project
+    for checkout in (first, second):
+        cache = checkout / "callbacks" / "__pycache__"
+        cache.mkdir(exist_ok=True)
+        (cache / "grad_norm.cpython-311.pyc").write_bytes(b"not really byte code")
+
+    project_a = bake(first, tmp_path / "out-a", cc)
+    project_b = bake(second, tmp_path / "out-b", cc)
+
+    vendored = Path("src", DEFAULT_PACKAGE, "callbacks", "grad_norm.py")
+    assert (project_a / vendored).read_bytes() == (first / "callbacks" / "grad_norm.py").read_bytes()
+    assert (project_b / vendored).read_bytes() == (second / "callbacks" / "grad_norm.py").read_bytes()
+    assert (project_b / vendored).read_text().endswith(marker)
+    check_project(project_a, source_root=first)
+    check_project(project_b, source_root=second)
+
+    # and back to A again: still A's code
+    project_a2 = bake(first, tmp_path / "out-a2", cc)
+    assert not (project_a2 / vendored).read_text().endswith(marker)
+
+
+def test_task_files_match_the_task_prompt(out, cc):
+    files = task_files()
+    assert set(template_prompts()["task"]) == set(files), "task choices and TASK_FILES disagree"
+    project = bake(REPO_ROOT, out, cc, extra_context={"task": "text_classification"})
+    for pattern in files["text_classification"]:
+        assert (project / pattern.format(package=DEFAULT_PACKAGE)).is_file(), pattern
+
+
+# ----------------------------------------------------------------------------- end to end (slow)
+@pytest.mark.slow
+def test_baked_project_test_suite_passes(out, cc):
+    project = bake(REPO_ROOT, out, cc)
+    assert (project / "tests").is_dir(), "the template ships no tests/ folder for the generated project"
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-x", "-q"],
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": str(project / "src")},
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    print(f"baked project's test suite: {time.perf_counter() - start:.1f} s")
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
+
+
+def _venv_with_this_environment(venv: Path) -> Path:
+    """A fresh venv that also sees this interpreter's packages (lightning, torch, ...).
+
+    ``--system-site-packages`` exposes the *base* interpreter's site-packages, which is not where
+    the packages are when the tests themselves run in a venv, so a ``.pth`` adds ours as well.
+    """
+    # --without-pip: ensurepip would bring its own old setuptools (65.x on 3.11, no bdist_wheel)
+    # ahead of ours; pip is run from this environment with --python instead.
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)], check=True, timeout=300
+    )
+    python = venv / "bin" / "python"
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    ours = [p for p in dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]) if p]
+    (Path(purelib) / "_liandan_test_parent_env.pth").write_text("\n".join(ours) + "\n", encoding="utf-8")
+    return python
+
+
+@pytest.mark.slow
+def test_installed_project_has_a_working_command(tmp_path, out, cc):
+    project = bake(REPO_ROOT, out, cc)
+    python = _venv_with_this_environment(tmp_path / "venv")
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME", "PIP_REQUIRE_VIRTUALENV"}}
+    install = subprocess.run(
+        # setuptools comes from this environment: no network needed
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-build-isolation", "--no-index",
+         "-e", str(project)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert install.returncode == 0, install.stdout[-4000:] + install.stderr[-4000:]
+
+    # run from elsewhere so that only the installed (editable) package can be found
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    where = subprocess.run(
+        [str(python), "-c", f"import {DEFAULT_PACKAGE}; print({DEFAULT_PACKAGE}.__file__)"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert where.returncode == 0, where.stderr
+    assert Path(where.stdout.strip()).resolve() == (project / "src" / DEFAULT_PACKAGE / "__init__.py").resolve()
+
+    script = python.parent / DEFAULT_PACKAGE
+    assert script.is_file(), f"pip installed no console script {script.name}"
+    for command in ([str(script), "--help"], [str(python), "-m", DEFAULT_PACKAGE, "--help"]):
+        start = time.perf_counter()
+        result = subprocess.run(command, cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
+        print(f"{' '.join(Path(c).name for c in command)}: {time.perf_counter() - start:.1f} s")
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert "fit" in result.stdout, result.stdout
+    shutil.rmtree(tmp_path / "venv", ignore_errors=True)
