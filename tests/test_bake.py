@@ -8,7 +8,6 @@ Jinja left, Python compiles, YAML parses, task files present, clean ``.cookiecut
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess

@@ -8,6 +8,7 @@ ANSWERS = {
     "project_slug": {{ cookiecutter.project_slug | tojson }},
     "package_name": {{ cookiecutter.package_name | tojson }},
     "wandb_project": {{ cookiecutter.wandb_project | tojson }},
+    "wandb_entity": {{ cookiecutter.wandb_entity | tojson }},
 }
 
 # Modules the generated project imports or ships: a package with one of these names would shadow them.
@@ -66,6 +67,15 @@ def check_wandb_project(project: str) -> str:
     return f"wandb_project {project!r} {why}, which W&B does not accept. Type e.g. {fixed!r}."
 
 
+def check_wandb_entity(entity: str) -> str:
+    bad = sorted((WANDB_FORBIDDEN | set(" \t")) & set(entity))
+    if not bad:
+        return ""
+    fixed = "".join("-" if c in WANDB_FORBIDDEN or c.isspace() else c for c in entity).strip("-")
+    shown = " ".join("a space" if c == " " else "a tab" if c == "\t" else c for c in bad)
+    return f"wandb_entity {entity!r} contains {shown}, which W&B does not accept. Type e.g. {fixed!r} (or leave it empty)."
+
+
 def main() -> int:
     errors = [
         message
@@ -73,6 +83,7 @@ def main() -> int:
             check_slug(ANSWERS["project_slug"]),
             check_package(ANSWERS["package_name"]),
             check_wandb_project(ANSWERS["wandb_project"]),
+            check_wandb_entity(ANSWERS["wandb_entity"]),
         )
         if message
     ]

@@ -171,4 +171,5 @@ def show_predictions(rows: list[dict[str, Any]], path: Path, limit: int = 20) ->
 def main(args: Any = None) -> None:
     """Entry point of ``python -m {{ cookiecutter.package_name }}`` and the console script."""
     os.environ.setdefault("WANDB_SILENT", "true")
-    ProjectCLI(args=args)
+    description = {{ cookiecutter.description | tojson }} + ". Subcommands: fit, validate, test, predict."
+    ProjectCLI(args=args, parser_kwargs={"prog": "{{ cookiecutter.package_name }}", "description": description})
