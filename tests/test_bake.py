@@ -247,3 +247,21 @@ def test_installed_project_has_a_working_command(tmp_path, out, cc):
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         assert "fit" in result.stdout, result.stdout
     shutil.rmtree(tmp_path / "venv", ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_cli_help_imports_no_heavy_optional_module(out, cc):
+    """Start-up: ``--help`` must not import wandb, gensim, matplotlib or scipy (they load only when used)."""
+    project = bake(REPO_ROOT, out, cc)
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", DEFAULT_PACKAGE, "--help"],
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": str(project / "src")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert DEFAULT_PACKAGE + ".cli" in imported  # the measurement works
+    assert not imported & {"wandb", "gensim", "matplotlib", "scipy"}

@@ -21,7 +21,9 @@ def offline_run(root: Path, config: dict, rows: list[dict], summary: dict) -> Pa
     for key, value in summary.items():
         run.summary[key] = value
     run.finish()
-    return Path(glob.glob(str(root / "wandb" / "offline-run-*"))[0])
+    run_dir = Path(glob.glob(str(root / "wandb" / "offline-run-*"))[0])
+    assert read_offline_run(run_dir).exit_code == 0  # finish() may return before the file is complete
+    return run_dir
 
 
 def test_reads_config_history_summary_files_and_exit(offline_wandb):
