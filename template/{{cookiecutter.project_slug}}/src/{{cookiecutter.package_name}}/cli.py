@@ -84,6 +84,11 @@ class ProjectCLI(LightningCLI):
             return
         check_monitors(self.model.monitor, self.trainer.callbacks)
 
+    def before_fit(self) -> None:
+        if self.trainer.fast_dev_run:  # Lightning still writes last.ckpt on train end under fast_dev_run
+            for callback in self.trainer.checkpoint_callbacks:
+                callback.save_last = False
+
     def _finish_loggers(self) -> None:
         for logger in self.trainer.loggers:
             if isinstance(logger, WandbLogger):

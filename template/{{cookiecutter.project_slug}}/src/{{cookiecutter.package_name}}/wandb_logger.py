@@ -71,7 +71,15 @@ class WandbLogger(_LightningWandbLogger):
         if not self._offline and "WANDB_MODE" not in os.environ and not wandb_logged_in():
             _say("not logged in (no WANDB_API_KEY, no netrc entry): logging this run offline.")
             self._wandb_init["mode"] = "offline"
-        self._wandb_init.setdefault("settings", wandb.Settings(init_timeout=self._init_timeout))
+        settings = self._wandb_init.get("settings")  # LightningCLI passes settings=None explicitly
+        if settings is None:
+            settings = wandb.Settings(init_timeout=self._init_timeout)
+        elif isinstance(settings, dict):
+            settings = wandb.Settings(**{"init_timeout": self._init_timeout, **settings})
+        self._wandb_init["settings"] = settings
+        if self._wandb_init.get("dir"):
+            # wandb's background service resolves relative paths against the folder *it* started in
+            self._wandb_init["dir"] = os.path.abspath(self._wandb_init["dir"])
         try:
             return super().experiment
         except Exception as err:  # wandb raises CommError, UsageError, TimeoutError, ...

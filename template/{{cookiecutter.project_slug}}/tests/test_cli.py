@@ -1,0 +1,315 @@
+"""End-to-end checks of the command line: fit, resume, predict, presets and errors.
+
+Runs go through the real ``ProjectCLI`` and the real W&B logger, offline because the
+``isolated_wandb`` fixture removes every credential; what W&B recorded is read back from
+the offline run on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import {{ cookiecutter.package_name }}
+
+HISTORY_KEYS = (
+    "train/loss_step",
+    "train/loss_epoch",
+    "train/acc",
+    "val/loss",
+    "val/acc",
+    "val/f1",
+    "lr-Adam",
+    "grad/norm",
+    "grad/clip_rate",
+)
+
+
+def only(mapping: dict) -> tuple:
+    assert len(mapping) == 1, f"expected exactly one entry, got {sorted(mapping)}"
+    return next(iter(mapping.items()))
+
+
+def checkpoints(run_dir: Path) -> tuple[Path, Path]:
+    """(best, last) checkpoint of a run directory."""
+    folder = run_dir / "checkpoints"
+    best = sorted(folder.glob("best-*.ckpt"))
+    assert len(best) == 1, f"expected one best checkpoint in {folder}, got {sorted(folder.iterdir())}"
+    last = folder / "last.ckpt"
+    assert last.is_file(), f"no last.ckpt in {folder}"
+    return best[0], last
+
+
+def subprocess_env() -> dict[str, str]:
+    """The test's (W&B-isolated) environment, with this package importable in a child process."""
+    env = dict(os.environ)
+    source = str(Path({{ cookiecutter.package_name }}.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH", "")]))
+    env.setdefault("OMP_NUM_THREADS", "1")  # as conftest does in-process: immune to a busy neighbour
+    return env
+
+
+def test_fit_writes_run_directory_and_offline_wandb_run(workspace, capfd):
+    workspace.fit()
+
+    run_id, run_dir = only(workspace.run_dirs())
+    assert (run_dir / "config.yaml").is_file()
+    checkpoints(run_dir)
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    assert saved["data"]["limit"] == workspace.limit
+    assert saved["trainer"]["max_epochs"] == 2
+
+    run = workspace.offline_run(run_id)
+    assert run.exit_code == 0
+    logged = {key for row in run.history for key in row}
+    missing = [key for key in HISTORY_KEYS if key not in logged]
+    assert not missing, f"not logged to W&B: {missing} (logged: {sorted(logged)})"
+    accuracies = run.metric("val/acc")
+    assert len(accuracies) == 2  # one per epoch
+    assert all(0.0 <= acc <= 1.0 for acc in accuracies)
+
+    # the whole resolved config, not only the model's hyperparameters
+    assert run.config["model"]["hidden_size"] == 128
+    assert run.config["data"]["limit"] == workspace.limit
+    assert run.config["trainer"]["max_epochs"] == 2
+    assert run.config["trainer"]["gradient_clip_val"] == 5.0
+
+    assert "requirements.txt" in run.files
+    assert 0.0 <= run.summary["grad/clip_rate_total"] <= 1.0
+
+    err = capfd.readouterr().err
+    assert "not logged in" in err
+    synced = re.findall(r"wandb sync (\S+)", err)
+    assert synced, f"no `wandb sync <dir>` command in stderr:\n{err[-2000:]}"
+    assert Path(synced[-1]).is_dir()
+    assert Path(synced[-1]).resolve() == workspace.wandb_dir(run_id).resolve()
+
+
+def test_second_fit_in_same_folder_gets_its_own_run_directory(workspace):
+    workspace.fit(epochs=1)
+    first = workspace.run_dirs()
+    workspace.fit(epochs=1)  # LightningCLI's default would fail: "config.yaml already exists"
+    both = workspace.run_dirs()
+
+    assert len(first) == 1 and len(both) == 2
+    (second_id,) = set(both) - set(first)
+    assert (both[second_id] / "config.yaml").is_file()
+    checkpoints(both[second_id])
+    assert workspace.offline_run(second_id).exit_code == 0
+
+
+def test_predict_from_checkpoint_alone(workspace, tmp_path, monkeypatch):
+    workspace.fit(epochs=1)
+    _, run_dir = only(workspace.run_dirs())
+    best, _ = checkpoints(run_dir)
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    workspace.main(
+        "predict",
+        "--ckpt_path", best,
+        "--data.predict_texts", '["a gripping film", "dull and lifeless"]',
+        "--data.data_path", "does_not_exist.csv",  # never read: the vocabulary comes from the checkpoint
+    )
+
+    (path,) = sorted(elsewhere.rglob("predictions.jsonl"))
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [row["text"] for row in rows] == ["a gripping film", "dull and lifeless"]
+    for row in rows:
+        assert row["label"] in {"negative", "positive"}
+        assert set(row["probabilities"]) == {"negative", "positive"}
+        assert sum(row["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+        assert row["probability"] == max(row["probabilities"].values())
+
+
+def test_print_config_round_trip(workspace, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        workspace.main("fit", "--config", workspace.default_config, "--print_config")
+    assert exit_info.value.code in (0, None)
+    printed = capsys.readouterr().out
+    assert "model:" in printed and "trainer:" in printed
+    Path("printed.yaml").write_text(printed, encoding="utf-8")
+
+    with pytest.raises(SystemExit) as exit_info:
+        workspace.main("fit", "--config", "printed.yaml", "--print_config")
+    assert exit_info.value.code in (0, None)
+    assert capsys.readouterr().out == printed
+
+
+def test_resume_continues_at_next_epoch_with_checkpoint_vocabulary(workspace):
+    from {{ cookiecutter.package_name }}.datamodules import TextClassificationDataModule
+
+    workspace.fit(epochs=1)
+    first_id, first_dir = only(workspace.run_dirs())
+    _, last = checkpoints(first_dir)
+    first_ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    assert first_ckpt["epoch"] == 0
+    vocab = first_ckpt["TextClassificationDataModule"]["vocab"]
+
+    # another slice of the data: a vocabulary rebuilt from it would not fit the checkpoint's embedding
+    other_limit = 400
+    assert TextClassificationDataModule(limit=other_limit).vocab_size != len(vocab)
+    workspace.fit("--ckpt_path", last, epochs=2, limit=other_limit)
+
+    runs = workspace.run_dirs()
+    (resumed_id,) = set(runs) - {first_id}
+    resumed_config = yaml.safe_load((runs[resumed_id] / "config.yaml").read_text(encoding="utf-8"))
+    assert resumed_config["data"]["vocab_from"] == str(last)
+
+    _, resumed_last = checkpoints(runs[resumed_id])
+    resumed_ckpt = torch.load(resumed_last, map_location="cpu", weights_only=False)
+    assert resumed_ckpt["epoch"] == 1
+    assert resumed_ckpt["global_step"] > first_ckpt["global_step"]
+    assert resumed_ckpt["TextClassificationDataModule"]["vocab"] == vocab
+    assert resumed_ckpt["state_dict"]["embedding.weight"].shape[0] == len(vocab)
+
+    run = workspace.offline_run(resumed_id)
+    assert run.exit_code == 0
+    epochs = run.metric("epoch")
+    assert epochs and set(epochs) == {1}, f"the resumed run should train epoch 1 only, logged epochs {epochs}"
+    assert len(run.metric("val/acc")) == 1
+
+
+def test_monitor_mismatch_fails_before_training(workspace):
+    with pytest.raises(ValueError, match=r"monitors 'val/acc' but model.monitor is 'val/loss'"):
+        workspace.fit("--model.monitor", "val/loss")
+    assert not workspace.run_dirs()
+
+
+def test_debug_preset_runs(workspace):
+    workspace.main("fit", "--config", workspace.default_config, "--config", workspace.presets / "debug.yaml")
+    assert not workspace.run_dirs(), "fast_dev_run writes no run directory"
+    assert not list(workspace.root.glob("runs/wandb/*run-*")), "fast_dev_run logs nothing to W&B"
+
+
+def test_debug_preset_saves_no_checkpoint(workspace):
+    workspace.main("fit", "--config", workspace.default_config, "--config", workspace.presets / "debug.yaml")
+    assert not list(workspace.root.rglob("*.ckpt")), "the debug preset promises nothing saved"
+
+
+def test_vanilla_preset_turns_the_tricks_off(workspace):
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    from {{ cookiecutter.package_name }}.callbacks import GradNormMonitor
+
+    def callback_types(*configs: Path) -> tuple:
+        args = [f"--config={config}" for config in configs] + [f"--data.limit={workspace.limit}"]
+        cli = workspace.cli(*args)
+        return cli, {type(callback) for callback in cli.trainer.callbacks}
+
+    cli, types = callback_types(workspace.default_config)  # the control: default.yaml has every trick on
+    assert cli.trainer.gradient_clip_val == 5.0
+    assert {EarlyStopping, GradNormMonitor} <= types
+
+    cli, types = callback_types(workspace.default_config, workspace.presets / "vanilla.yaml")
+    assert cli.trainer.gradient_clip_val is None
+    assert not any(issubclass(kind, (EarlyStopping, GradNormMonitor)) for kind in types), types
+    assert ModelCheckpoint in types
+    assert cli.model.hparams.dropout == 0.0
+
+
+def test_missing_data_file_names_the_file(workspace):
+    with pytest.raises(FileNotFoundError, match="missing.csv"):
+        workspace.fit("--data.data_path", "missing.csv")
+
+
+def test_wrong_columns_are_named(workspace):
+    Path("reviews.csv").write_text("review,sentiment\ngood film,pos\nbad film,neg\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"no column 'text'.*review, sentiment"):
+        workspace.fit("--data.data_path", "reviews.csv")
+
+
+def test_unknown_config_key_exits_non_zero(workspace):
+    with pytest.raises(SystemExit) as exit_info:
+        workspace.fit("--model.nonexistent", "1")
+    assert exit_info.value.code not in (0, None)
+
+
+@pytest.mark.slow
+def test_unreachable_wandb_server_falls_back_to_offline(workspace):
+    env = subprocess_env()
+    env["WANDB_API_KEY"] = "0123456789abcdef0123456789abcdef01234567"  # 40 characters, not a real key
+    env["WANDB_BASE_URL"] = "http://127.0.0.1:9"  # the discard port: nothing listens
+    command = [
+        sys.executable, "-m", "{{ cookiecutter.package_name }}", "fit",
+        "--config", str(workspace.default_config),
+        "--data.limit", str(workspace.limit), "--trainer.max_epochs", "1",
+        "--trainer.logger.init_args.init_timeout", "5",
+    ]
+    start = time.monotonic()
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    elapsed = time.monotonic() - start
+    print(f"fit with an unreachable W&B server (init_timeout 5 s) took {elapsed:.1f} s")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "could not reach W&B" in result.stderr
+
+    run_id, _ = only(workspace.run_dirs())
+    run = workspace.offline_run(run_id)
+    assert run.exit_code == 0
+    assert run.metric("val/acc")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [["--help"], ["fit", "--help"]], ids=["help", "fit-help"])
+def test_module_entry_point(workspace, args):
+    result = subprocess.run(
+        [sys.executable, "-m", "{{ cookiecutter.package_name }}", *args],
+        env=subprocess_env(), capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "usage:" in result.stdout.lower()
+    if args[0] == "fit":
+        assert "--model.hidden_size" in result.stdout and "--data.limit" in result.stdout
+
+
+def test_init_timeout_reaches_wandb(workspace, monkeypatch):
+    """``--trainer.logger.init_args.init_timeout`` is the timeout wandb.init is given."""
+    import wandb
+
+    cli = workspace.cli(
+        f"--config={workspace.default_config}",
+        f"--data.limit={workspace.limit}",
+        "--trainer.logger.init_args.init_timeout=5",
+    )
+    monkeypatch.setenv("WANDB_API_KEY", "0123456789abcdef0123456789abcdef01234567")  # "logged in"
+    calls = []
+    real_init = wandb.init
+
+    def init(**kwargs):
+        calls.append(kwargs)
+        if kwargs.get("mode") != "offline":  # stands in for the unreachable server, without the wait
+            raise wandb.errors.CommError("simulated: the W&B server did not answer")
+        return real_init(**kwargs)
+
+    monkeypatch.setattr(wandb, "init", init)
+    logger = cli.trainer.logger
+    try:
+        logger.experiment
+    finally:
+        logger.finish()
+    assert calls[-1]["mode"] == "offline"  # fell back after the failed online attempt
+    settings = calls[0].get("settings")
+    timeout = settings.get("init_timeout") if isinstance(settings, dict) else getattr(settings, "init_timeout", None)
+    assert timeout == 5, f"wandb.init got settings={settings!r}"
+
+
+def test_fit_after_changing_directory_in_same_process(workspace, tmp_path, monkeypatch):
+    """As in a notebook: fit, ``%cd`` elsewhere, fit again; both offline runs are complete."""
+    workspace.fit(epochs=1)
+    other = tmp_path / "other"
+    other.mkdir()
+    monkeypatch.chdir(other)
+    elsewhere = type(workspace)(other)
+    elsewhere.fit(epochs=1)
+    run_id, _ = only(elsewhere.run_dirs())
+    assert elsewhere.offline_run(run_id).exit_code == 0
