@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR := build/demo
 DEMO_PROJECT := $(DEMO_DIR)/sentiment-classifier
-EPOCHS ?= 5
+EPOCHS ?= 6
 
 .PHONY: install demo test clean
 

@@ -66,7 +66,7 @@ def main() -> None:
     lines = [
         f"MR (8,530 sentences; 5,372 train / 598 val), LSTM 128, {args.seeds} seeds, at most {args.epochs} epochs.",
         "",
-        "| configuration | best val acc (mean ± std) | val acc after epoch 3 | epochs run | s / epoch (median) |",
+        "| configuration | best val acc (mean ± std) | val acc after epoch 3 | epochs run | wall s / epoch, start-up included (median) |",
         "|---|---|---|---|---|",
     ]
     for name in PRESETS:
