@@ -20,7 +20,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/cookiecutter . --no-input --overwrite-if-exists -o $(DEMO_DIR)
-	$(BIN)/pip install -e $(DEMO_PROJECT)
+	$(BIN)/pip install -q -e $(DEMO_PROJECT)
 	cd $(DEMO_PROJECT) && ../../../$(BIN)/python -m sentiment_classifier fit \
 		--config configs/default.yaml --trainer.max_epochs $(EPOCHS)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
@@ -99,7 +100,7 @@ class ProjectCLI(LightningCLI):
         if best is not None and getattr(best, "best_model_path", ""):
             score = best.best_model_score
             shown = f"{float(score):.4f}" if score is not None else "n/a"
-            print(f"best {best.monitor}: {shown}  checkpoint: {best.best_model_path}", flush=True)
+            print(f"best {best.monitor}: {shown}  checkpoint: {Path(best.best_model_path).resolve()}", flush=True)
         self._finish_loggers()
 
     def after_validate(self) -> None:
@@ -176,5 +177,7 @@ def show_predictions(rows: list[dict[str, Any]], path: Path, limit: int = 20) ->
 def main(args: Any = None) -> None:
     """Entry point of ``python -m {{ cookiecutter.package_name }}`` and the console script."""
     os.environ.setdefault("WANDB_SILENT", "true")
+    # a deprecation inside Lightning 2.6.6 itself, printed on every run; nothing a user can act on
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     description = {{ cookiecutter.description | tojson }} + ". Subcommands: fit, validate, test, predict."
     ProjectCLI(args=args, parser_kwargs={"prog": "{{ cookiecutter.package_name }}", "description": description})

@@ -58,6 +58,8 @@ class WandbLogger(_LightningWandbLogger):
         if init_timeout <= 0:
             raise ValueError(f"init_timeout must be > 0 seconds, got {init_timeout}.")
         super().__init__(*args, **kwargs)
+        if self._wandb_init.get("anonymous") is None:  # Lightning always passes it; wandb warns it is deprecated
+            self._wandb_init.pop("anonymous", None)
         self._init_timeout = init_timeout
         self._went_offline = False
 
