@@ -29,6 +29,21 @@ def find_wandb_logger(trainer: Trainer) -> Optional[WandbLogger]:
     return next((logger for logger in trainer.loggers if isinstance(logger, WandbLogger)), None)
 
 
+def run_directory(trainer: Trainer) -> Path:
+    """The run's own folder, where ``config.yaml``, ``checkpoints/`` and plots go.
+
+    Same rule as ``ModelCheckpoint``: ``<save_dir>/<name>/<version>`` for a logger with a name
+    and version but no log_dir of its own (W&B: ``runs/<project>/<run id>``), else
+    ``trainer.log_dir``. Never a folder shared by several runs. Call it on every rank: the
+    fallback broadcasts.
+    """
+    logger = trainer.loggers[0] if trainer.loggers else None
+    if logger is not None and logger.name and logger.version is not None and not logger.log_dir:
+        version = logger.version if isinstance(logger.version, str) else f"version_{logger.version}"
+        return Path(logger.save_dir or trainer.default_root_dir) / str(logger.name) / version
+    return Path(trainer.log_dir or trainer.default_root_dir)
+
+
 @dataclass
 class OfflineRun:
     """What an offline W&B run recorded.

@@ -12,6 +12,12 @@ from torch import nn
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tiny models train fastest on one thread, and 3x slower on two when a neighbour is busy (DESIGN.md)."""
+    torch.set_num_threads(1)
+
+
 @pytest.fixture
 def repo_root() -> Path:
     return REPO_ROOT
@@ -33,8 +39,9 @@ def offline_wandb(tmp_path, monkeypatch):
 class TinyTextModel(LightningModule):
     """Mean of word vectors → linear: small enough for unit tests of callbacks on real text."""
 
-    def __init__(self, vocab_size: int, num_classes: int, lr: float = 0.05) -> None:
+    def __init__(self, vocab_size: int, num_classes: int, lr: float = 0.05, optimizer: str = "sgd") -> None:
         super().__init__()
+        self.optimizer_name = optimizer
         self.embedding = nn.EmbeddingBag(vocab_size, 16, mode="mean", padding_idx=0)
         self.head = nn.Linear(16, num_classes)
         self.lr = lr
@@ -57,7 +64,8 @@ class TinyTextModel(LightningModule):
         self.preclip_norms.append(float(torch.linalg.vector_norm(torch.cat(grads))))
 
     def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=self.lr)
+        optimizer = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[self.optimizer_name]
+        return optimizer(self.parameters(), lr=self.lr)
 
 
 @pytest.fixture

@@ -19,23 +19,11 @@ import yaml
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
+from .callbacks.wandb_io import run_directory
 from .datamodules import TextClassificationDataModule as DataModule
 from .models.text_classification import MONITORS
 from .models.text_classification import TextClassifier as Model
 from .wandb_logger import WandbLogger
-
-
-def run_directory(trainer: Trainer) -> Path:
-    """The run's own folder, where ``config.yaml`` and ``checkpoints/`` go.
-
-    Same rule as ``ModelCheckpoint``: ``<save_dir>/<name>/<version>`` for a logger with a
-    name and version (W&B: ``runs/<project>/<run id>``), else ``trainer.log_dir``.
-    """
-    logger = trainer.loggers[0] if trainer.loggers else None
-    if logger is not None and logger.name and logger.version is not None and not logger.log_dir:
-        version = logger.version if isinstance(logger.version, str) else f"version_{logger.version}"
-        return Path(logger.save_dir or trainer.default_root_dir) / str(logger.name) / version
-    return Path(trainer.log_dir or trainer.default_root_dir)
 
 
 class SaveRunConfig(SaveConfigCallback):
@@ -51,8 +39,12 @@ class SaveRunConfig(SaveConfigCallback):
         kwargs["save_to_log_dir"] = False
         super().__init__(*args, **kwargs)
 
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self._run_dir = run_directory(trainer)  # on every rank: it may broadcast; save_config runs on rank zero
+        super().setup(trainer, pl_module, stage)
+
     def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        run_dir = run_directory(trainer)
+        run_dir = self._run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         text = self.parser.dump(self.config, skip_none=False)
         (run_dir / self.config_filename).write_text(text, encoding="utf-8")
@@ -114,8 +106,8 @@ class ProjectCLI(LightningCLI):
         kwargs["return_predictions"] = True
         batches = self.trainer.predict(model, datamodule=datamodule, **kwargs)
         rows = prediction_rows(datamodule.texts["predict"], torch.cat(batches), datamodule.labels)
+        path = run_directory(self.trainer) / "predictions.jsonl"  # on every rank: it may broadcast
         if self.trainer.is_global_zero:
-            path = run_directory(self.trainer) / "predictions.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
             show_predictions(rows, path)

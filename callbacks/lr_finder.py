@@ -1,0 +1,535 @@
+"""LR range test (TRICKS T01): sweep the learning rate, read a good one off the loss curve.
+
+Smith 2017 ("Cyclical Learning Rates for Training Neural Networks", arXiv 1506.01186) and
+fastai's ``lr_find``: train a few steps while the LR grows exponentially, smooth the loss, stop
+when it diverges, then pick an LR where the loss still falls fast. The curve analysis is a set of
+pure functions of plain numbers (``smooth``, ``suggest_lr``, ``assess_curve``); ``LRFinder`` is the
+Lightning adapter that runs the sweep, restores the model exactly and applies the result.
+
+Differences from Lightning 2.6.6's ``lr_find`` that matter in practice: the slope is taken
+against log10(LR), not the LR itself (which returns ~1e-7 on noisy curves); the EMA's bias
+correction uses the number of points seen, so the first smoothed value equals the first loss
+and the divergence stop means what it says; it runs again mid-training (``epochs``); the curve,
+the suggestion and its confidence reach the logger.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import torch
+from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.utilities import rank_zero_warn
+from torchmetrics import Metric
+from typing_extensions import override
+
+from .wandb_io import find_wandb_logger, run_directory
+
+METHODS = ("robust", "steep", "valley", "min10")
+SWEEPS = ("exponential", "linear")
+MIN_POINTS = 10  # fewer usable points than this: no suggestion, keep the configured LR
+
+
+# ---------------------------------------------------------------------------- pure functions
+def exponential_sweep(min_lr: float, max_lr: float, num_steps: int) -> list[float]:
+    """``num_steps`` LRs from ``min_lr`` to ``max_lr``, equally spaced in log scale."""
+    ratio = (max_lr / min_lr) ** (1.0 / (num_steps - 1))
+    return [min_lr * ratio**i for i in range(num_steps)]
+
+
+def linear_sweep(min_lr: float, max_lr: float, num_steps: int) -> list[float]:
+    """``num_steps`` LRs from ``min_lr`` to ``max_lr``, equally spaced."""
+    step = (max_lr - min_lr) / (num_steps - 1)
+    return [min_lr + step * i for i in range(num_steps)]
+
+
+def smooth(losses: Sequence[float], beta: float = 0.98) -> list[float]:
+    """Bias-corrected exponential moving average: the i-th value is divided by ``1 - beta**i``.
+
+    With the correction the first smoothed value equals the first loss (an uncorrected EMA
+    starts at ``(1 - beta) * loss``; dividing by the wrong power halves it).
+    """
+    average, out = 0.0, []
+    for count, loss in enumerate(losses, start=1):
+        average = beta * average + (1 - beta) * loss
+        out.append(average / (1 - beta**count))
+    return out
+
+
+def divergence_index(smoothed: Sequence[float], factor: float = 4.0, skip: int = 5) -> Optional[int]:
+    """First index where the smoothed loss is non-finite or above ``factor`` × its minimum so far."""
+    best = math.inf
+    for index, value in enumerate(smoothed):
+        if not math.isfinite(value):
+            return index
+        best = min(best, value)
+        if index >= skip and value > factor * best:
+            return index
+    return None
+
+
+def _usable(lrs: Sequence[float], losses: Sequence[float], beta: float, factor: float) -> tuple[list[float], list[float], list[float]]:
+    """Points up to the first non-finite loss and the divergence point, with their smoothed losses."""
+    if len(lrs) != len(losses):
+        raise ValueError(f"lrs and losses differ in length ({len(lrs)} vs {len(losses)}).")
+    end = next((i for i, loss in enumerate(losses) if not math.isfinite(loss)), len(losses))
+    lrs, losses = list(lrs[:end]), list(losses[:end])
+    smoothed = smooth(losses, beta)
+    stop = divergence_index(smoothed, factor)
+    if stop is not None:
+        lrs, losses, smoothed = lrs[:stop], losses[:stop], smoothed[:stop]
+    return lrs, losses, smoothed
+
+
+def _centered(values: Sequence[float], half_window: int) -> list[float]:
+    """Moving average over ±``half_window`` points: smooths without the EMA's lag."""
+    out = []
+    for i in range(len(values)):
+        lo, hi = max(0, i - half_window), min(len(values), i + half_window + 1)
+        out.append(sum(values[lo:hi]) / (hi - lo))
+    return out
+
+
+def _slopes(x: Sequence[float], y: Sequence[float], half_window: int) -> list[float]:
+    """Least-squares slope of ``y`` against ``x`` over a window of ±``half_window`` points."""
+    slopes = []
+    for i in range(len(x)):
+        lo, hi = max(0, i - half_window), min(len(x), i + half_window + 1)
+        xs, ys = x[lo:hi], y[lo:hi]
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        var = sum((a - mx) ** 2 for a in xs)
+        slopes.append(sum((a - mx) * (b - my) for a, b in zip(xs, ys)) / var if var > 0 else 0.0)
+    return slopes
+
+
+def _valley_index(values: Sequence[float]) -> int:
+    """fastai's ``valley``: the longest decreasing run of the curve, two thirds of the way down it."""
+    n = len(values)
+    lengths = [1] * n
+    start = end = 0
+    for i in range(1, n):
+        for j in range(i):
+            if values[i] < values[j] and lengths[i] < lengths[j] + 1:
+                lengths[i] = lengths[j] + 1
+        if lengths[end] < lengths[i]:
+            end, start = i, i - lengths[i]
+    section = (end - start) / 3
+    return min(n - 1, max(0, start + int(section) + int(section / 2)))
+
+
+def suggest_lr(
+    lrs: Sequence[float], losses: Sequence[float], method: str = "robust", beta: float = 0.98, divergence: float = 4.0
+) -> float:
+    """Pick a learning rate from a range test's *raw* recorded losses.
+
+    The losses are smoothed (bias-corrected EMA) and cut at the first non-finite value or where
+    they exceed ``divergence`` × the best so far. Slopes are taken against log10(LR).
+
+    Args:
+        lrs: the learning rates of the sweep, in the order they were used.
+        losses: the raw training losses recorded at those learning rates.
+        method: ``steep`` — steepest descent of the smoothed loss (Smith 2017);
+            ``valley`` — fastai's longest-valley rule; ``min10`` — the LR of the minimum ÷ 10;
+            ``robust`` (default) — the geometric mean of the steepest descent (slope fitted over a
+            window, searched only where the loss has started to fall, so noise cannot fake a
+            steep point at tiny LRs) and ``min10``; always between half a decade below the
+            steepest point and the minimum.
+        beta: EMA smoothing factor.
+        divergence: cut the curve where the smoothed loss exceeds this multiple of its minimum.
+
+    Raises:
+        ValueError: unknown method, mismatched lengths, or fewer than 10 usable points.
+
+    Example:
+        >>> lrs = exponential_sweep(1e-5, 1.0, 100)
+        >>> losses = [1 / (1 + (lr / 1e-2) ** 2) + (lr > 0.3) * 10 for lr in lrs]
+        >>> 1e-3 < suggest_lr(lrs, losses) < 1e-1
+        True
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}.")
+    lrs, raw, _ = _usable(lrs, losses, beta, divergence)
+    if len(lrs) < MIN_POINTS:
+        raise ValueError(f"only {len(lrs)} usable points before the loss diverged; need at least {MIN_POINTS}.")
+    # The EMA decides where the curve diverged (online, as during the sweep); reading the curve uses a
+    # centred average instead: with beta=0.98 the EMA lags ~50 points, which shifts every feature right.
+    half = max(2, len(lrs) // 20)
+    smoothed = _centered(raw, half)
+    x = [math.log10(lr) for lr in lrs]
+    lowest = min(range(len(smoothed)), key=smoothed.__getitem__)
+    if method == "min10":
+        return lrs[lowest] / 10
+    if method == "valley":
+        return lrs[_valley_index(smoothed)]
+    if method == "steep":
+        slopes = _slopes(x, smoothed, 1)
+        return lrs[min(range(lowest + 1), key=slopes.__getitem__)]
+    # robust: the steepest point is sought over a wider window and only where the loss has
+    # started to fall (>= 10% of the total drop), so noise in the flat start cannot fake it;
+    # the answer is the geometric mean of that point and min10 (both rules fastai and Smith use).
+    slopes = _slopes(x, smoothed, half)
+    threshold = smoothed[0] - 0.1 * (smoothed[0] - smoothed[lowest])
+    first = next((i for i in range(lowest + 1) if smoothed[i] <= threshold), lowest)
+    steepest = min(range(first, lowest + 1), key=slopes.__getitem__)
+    return 10 ** ((x[steepest] + x[lowest] - 1) / 2)
+
+
+@dataclass(frozen=True)
+class CurveCheck:
+    """Whether a range-test curve can be trusted, and why not."""
+
+    confident: bool
+    reason: str
+
+
+def assess_curve(
+    lrs: Sequence[float], losses: Sequence[float], beta: float = 0.98, divergence: float = 4.0
+) -> CurveCheck:
+    """Flag curves whose suggestion should not be trusted: too short, flat or too noisy."""
+    lrs, raw, _ = _usable(lrs, losses, beta, divergence)
+    if len(lrs) < 20:
+        return CurveCheck(False, f"too short: {len(lrs)} usable steps; lower min_lr or raise num_steps")
+    smoothed = _centered(raw, max(2, len(lrs) // 20))
+    lowest = min(range(len(smoothed)), key=smoothed.__getitem__)
+    start = smoothed[0]
+    drop = start - smoothed[lowest]
+    if drop <= 0.05 * abs(start):
+        return CurveCheck(False, f"flat: the loss fell {100 * drop / abs(start):.1f}% over the sweep; raise max_lr")
+    # step-to-step differences of the raw loss measure its noise without the curve's own trend
+    steps = [b - a for a, b in zip(raw[: lowest + 1], raw[1 : lowest + 1])]
+    noise = (sum(d * d for d in steps) / max(1, len(steps)) / 2) ** 0.5
+    if noise > 0.5 * drop:
+        return CurveCheck(False, f"noisy: loss noise {noise:.3g} vs a drop of {drop:.3g}; use more steps or a bigger batch")
+    return CurveCheck(True, "ok")
+
+
+def plot_curve(lrs: Sequence[float], losses: Sequence[float], suggestions: dict[str, float], path: Path,
+               beta: float = 0.98) -> Path:
+    """Save the raw and smoothed curve with the suggestions marked as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.plot(lrs, losses, color="0.75", linewidth=1, label="loss")
+    ax.plot(lrs, smooth(losses, beta), color="tab:blue", label="smoothed")
+    for (name, lr), color in zip(suggestions.items(), ("tab:red", "tab:orange", "tab:green", "tab:purple", "k")):
+        ax.axvline(lr, color=color, linestyle="--", linewidth=1, label=f"{name}: {lr:.2e}")
+    finite = [v for v in smooth(losses, beta) if math.isfinite(v)]
+    if finite:
+        ax.set_ylim(min(finite) - 0.05 * abs(min(finite)), 1.5 * max(finite[: max(1, len(finite) // 5)]))
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# ---------------------------------------------------------------------------- the callback
+@contextmanager
+def _no_logging(module: LightningModule) -> Iterator[None]:
+    # Sweep steps run outside Lightning's loops, where `self.log` raises; their values are not
+    # training metrics anyway. Shadow the bound methods on the instance, then remove the shadows.
+    module.log = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    module.log_dict = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del module.log, module.log_dict
+
+
+def _loss_of(output: Any) -> Optional[torch.Tensor]:
+    if isinstance(output, dict):
+        output = output.get("loss")
+    return output if isinstance(output, torch.Tensor) else None
+
+
+class LRFinder(Callback):
+    """Learning-rate range test before training (and, optionally, at given epochs) (T01).
+
+    Sweeps the LR over ``num_steps`` training steps, stops when the smoothed loss diverges,
+    restores the model, optimizer and RNG state exactly, then sets the suggested LR on the
+    model's ``lr`` attribute and on every param group (keeping the groups' ratios). A cyclical
+    schedule (``CyclicLR``) takes its bounds from ``suggestion``. Skipped on resume.
+
+    Logs to W&B (when a ``WandbLogger`` is present) the curve as a line plot and a PNG, and
+    ``lr_finder/suggestion``, ``lr_finder/confident``, ``lr_finder/reason`` to the summary; the
+    PNG is also saved in the run directory as ``lr_finder.png``.
+
+    Args:
+        min_lr: first LR of the sweep.
+        max_lr: last LR of the sweep.
+        num_steps: sweep length in training steps (~100; fewer than 20 is refused).
+        mode: ``exponential`` (default) or ``linear`` LR growth.
+        method: how to read the curve: ``robust`` (default), ``steep``, ``valley``, ``min10``.
+        beta: EMA factor smoothing the loss.
+        divergence: stop when the smoothed loss exceeds this multiple of its best value.
+        val_batches: 0 records the training loss (default); N > 0 records the mean loss on N
+            validation batches after every step (Smith's original, N extra forwards per step).
+        epochs: also run at the start of these epochs (e.g. after unfreezing an embedding).
+        before_fit: run at the start of fit.
+
+    Raises:
+        ValueError: ``min_lr >= max_lr``, non-positive LRs, unknown ``mode``/``method``,
+            ``num_steps < 20``, ``beta`` outside [0, 1), ``divergence <= 1`` or negative epochs.
+
+    Example::
+
+        trainer:
+          callbacks:
+            - class_path: my_project.callbacks.LRFinder
+              init_args:
+                min_lr: 1.0e-6
+                max_lr: 1.0
+                num_steps: 100
+                method: robust
+    """
+
+    def __init__(
+        self,
+        min_lr: float = 1e-7,
+        max_lr: float = 10.0,
+        num_steps: int = 100,
+        mode: str = "exponential",
+        method: str = "robust",
+        beta: float = 0.98,
+        divergence: float = 4.0,
+        val_batches: int = 0,
+        epochs: Optional[list[int]] = None,
+        before_fit: bool = True,
+    ) -> None:
+        if not 0 < min_lr < max_lr:
+            raise ValueError(f"need 0 < min_lr < max_lr, got min_lr={min_lr}, max_lr={max_lr}.")
+        if mode not in SWEEPS:
+            raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(SWEEPS)}.")
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}.")
+        if num_steps < 20:
+            raise ValueError(f"num_steps={num_steps} is too few for a usable curve; use at least 20 (about 100 is typical).")
+        if not 0 <= beta < 1:
+            raise ValueError(f"beta must be in [0, 1), got {beta}.")
+        if divergence <= 1:
+            raise ValueError(f"divergence must be > 1 (4 stops at 4x the best loss), got {divergence}.")
+        if val_batches < 0:
+            raise ValueError(f"val_batches must be >= 0, got {val_batches}.")
+        if any(epoch < 0 for epoch in epochs or []):
+            raise ValueError(f"epochs must be >= 0, got {epochs}.")
+        self.min_lr, self.max_lr, self.num_steps = min_lr, max_lr, num_steps
+        self.mode, self.method, self.beta, self.divergence = mode, method, beta, divergence
+        self.val_batches = val_batches
+        self.epochs = sorted(set(epochs or []))
+        self.before_fit = before_fit
+        self.suggestion: Optional[float] = None
+        self.confident = False
+        self.reason = ""
+        self.lrs: list[float] = []
+        self.losses: list[float] = []
+        self.steps_run = 0
+        self.done: list[str] = []  # "fit" and/or "epoch <n>"
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(min_lr=self.min_lr, max_lr=self.max_lr, epochs=self.epochs)
+
+    # ------------------------------------------------------------------ hooks
+    @override
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.before_fit and "fit" not in self.done:
+            self._find(trainer, pl_module, "fit")
+
+    @override
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        tag = f"epoch {trainer.current_epoch}"
+        if trainer.current_epoch in self.epochs and tag not in self.done:
+            self._find(trainer, pl_module, tag)
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "done": list(self.done),
+            "suggestion": self.suggestion,
+            "confident": self.confident,
+            "reason": self.reason,
+            "lrs": list(self.lrs),
+            "losses": list(self.losses),
+        }
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # a resumed run already trains at the found LR (it is in the optimizer's state): no new sweep
+        self.done = list(state_dict.get("done", ["fit"]))
+        self.suggestion = state_dict.get("suggestion")
+        self.confident = state_dict.get("confident", False)
+        self.reason = state_dict.get("reason", "")
+        self.lrs = list(state_dict.get("lrs", []))
+        self.losses = list(state_dict.get("losses", []))
+
+    # ------------------------------------------------------------------ the sweep
+    def _find(self, trainer: Trainer, pl_module: LightningModule, tag: str) -> None:
+        if trainer.fast_dev_run or trainer.sanity_checking:
+            return
+        if len(trainer.optimizers) != 1:
+            rank_zero_warn(f"LRFinder supports one optimizer, found {len(trainer.optimizers)}; skipped.")
+            self.done.append(tag)
+            return
+        optimizer = trainer.optimizers[0]
+        start_lrs = [group["lr"] for group in optimizer.param_groups]
+        ratios = [lr / start_lrs[0] if start_lrs[0] else 1.0 for lr in start_lrs]
+        lrs, losses = self._sweep(trainer, pl_module, optimizer, ratios)
+        self.lrs, self.losses, self.steps_run = lrs, losses, len(lrs)
+
+        suggestion: Optional[float] = None
+        if trainer.is_global_zero:
+            try:
+                suggestion = suggest_lr(lrs, losses, self.method, self.beta, self.divergence)
+                check = assess_curve(lrs, losses, self.beta, self.divergence)
+            except ValueError as err:
+                check = CurveCheck(False, f"no suggestion ({err})")
+        else:
+            check = CurveCheck(False, "")
+        # one decision for every rank: rank zero's
+        suggestion, check = trainer.strategy.broadcast((suggestion, check), src=0)
+        self.confident, self.reason = check.confident, check.reason
+        if suggestion is None:
+            rank_zero_warn(
+                f"LRFinder: the loss diverged too early to read a learning rate ({check.reason}); "
+                f"keeping the configured lr={start_lrs[0]:g}. Lower min_lr (now {self.min_lr:g})."
+            )
+        else:
+            self.suggestion = suggestion
+            self._apply(trainer, pl_module, optimizer, suggestion, ratios)
+            if not check.confident:
+                rank_zero_warn(f"LRFinder: suggestion {suggestion:.3g} may be unreliable: {check.reason}.")
+        self.done.append(tag)
+        self._report(trainer, tag, start_lrs[0])
+
+    def _sweep(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any, ratios: list[float]) -> tuple[list[float], list[float]]:
+        plan = (exponential_sweep if self.mode == "exponential" else linear_sweep)(self.min_lr, self.max_lr, self.num_steps)
+        snapshot = (copy.deepcopy(pl_module.state_dict()), copy.deepcopy(optimizer.state_dict()), _collect_rng_states())
+        was_training = pl_module.training
+        lrs: list[float] = []
+        losses: list[float] = []
+        train_batches = self._batches(trainer, "train")
+        val_batches = list(self._take(self._batches(trainer, "val"), self.val_batches)) if self.val_batches else []
+        smoothed_best, average = math.inf, 0.0
+        try:
+            with _no_logging(pl_module):
+                for step, lr in enumerate(plan):
+                    pl_module.train()
+                    for group, ratio in zip(optimizer.param_groups, ratios):
+                        group["lr"] = lr * ratio
+                    optimizer.zero_grad()
+                    loss = _loss_of(pl_module.training_step(self._to_device(trainer, pl_module, next(train_batches)), step))
+                    if loss is None or not torch.isfinite(loss):
+                        break
+                    loss.backward()
+                    if trainer.gradient_clip_val:
+                        pl_module.clip_gradients(optimizer, trainer.gradient_clip_val, trainer.gradient_clip_algorithm)
+                    optimizer.step()
+                    value = loss.item() if not val_batches else self._val_loss(trainer, pl_module, val_batches)
+                    lrs.append(lr)
+                    losses.append(value)
+                    average = self.beta * average + (1 - self.beta) * value
+                    smoothed = average / (1 - self.beta ** len(losses))
+                    smoothed_best = min(smoothed_best, smoothed)
+                    if not math.isfinite(smoothed) or (step >= 5 and smoothed > self.divergence * smoothed_best):
+                        break
+        finally:
+            pl_module.load_state_dict(snapshot[0])
+            optimizer.load_state_dict(snapshot[1])
+            _set_rng_states(snapshot[2])
+            optimizer.zero_grad()
+            for module in pl_module.modules():
+                if isinstance(module, Metric):
+                    module.reset()
+            pl_module.train(was_training)
+        return lrs, losses
+
+    def _val_loss(self, trainer: Trainer, pl_module: LightningModule, batches: list[Any]) -> float:
+        pl_module.eval()
+        with torch.no_grad():
+            values = [_loss_of(pl_module.training_step(self._to_device(trainer, pl_module, b), 0)) for b in batches]
+        return float(sum(v.item() for v in values if v is not None) / max(1, len(values)))
+
+    @staticmethod
+    def _batches(trainer: Trainer, split: str) -> Iterator[Any]:
+        source = trainer.datamodule if trainer.datamodule is not None else None
+        if source is not None:
+            loader = getattr(source, f"{split}_dataloader")()
+        else:
+            data_source = trainer.fit_loop._data_source if split == "train" else trainer.fit_loop.epoch_loop.val_loop._data_source
+            loader = data_source.dataloader()
+        while True:  # cycle: a sweep may be longer than an epoch
+            empty = True
+            for batch in loader:
+                empty = False
+                yield batch
+            if empty:
+                raise ValueError(f"LRFinder: the {split} dataloader is empty.")
+
+    @staticmethod
+    def _take(batches: Iterator[Any], count: int) -> Iterator[Any]:
+        for _ in range(count):
+            yield next(batches)
+
+    @staticmethod
+    def _to_device(trainer: Trainer, pl_module: LightningModule, batch: Any) -> Any:
+        return trainer.strategy.batch_to_device(batch, pl_module.device)
+
+    @staticmethod
+    def _apply(trainer: Trainer, pl_module: LightningModule, optimizer: Any, lr: float, ratios: list[float]) -> None:
+        for group, ratio in zip(optimizer.param_groups, ratios):
+            group["lr"] = lr * ratio
+            if "initial_lr" in group:
+                group["initial_lr"] = lr * ratio
+        for config in trainer.lr_scheduler_configs:
+            if hasattr(config.scheduler, "base_lrs"):
+                config.scheduler.base_lrs = [lr * ratio for ratio in ratios]
+        if hasattr(pl_module, "lr"):
+            pl_module.lr = lr
+        if "lr" in getattr(pl_module, "hparams", {}):
+            pl_module.hparams["lr"] = lr
+
+    def _report(self, trainer: Trainer, tag: str, configured: float) -> None:
+        folder = run_directory(trainer)  # on every rank: it may broadcast
+        if not trainer.is_global_zero or not self.lrs:
+            return
+        suggestions = {self.method: self.suggestion} if self.suggestion else {}
+        name = "lr_finder.png" if tag == "fit" else f"lr_finder_{tag.replace(' ', '_')}.png"
+        try:
+            path = plot_curve(self.lrs, self.losses, suggestions, folder / name, self.beta)
+        except ImportError:
+            warnings.warn("LRFinder: matplotlib is not installed, no plot saved (pip install matplotlib).", stacklevel=2)
+            path = None
+        logger = find_wandb_logger(trainer)
+        if logger is None:
+            return
+        import wandb
+
+        key = "lr_finder" if tag == "fit" else f"lr_finder/{tag.replace(' ', '_')}"
+        table = wandb.Table(
+            columns=["log10_lr", "loss", "smoothed"],
+            data=[[math.log10(lr), loss, s] for lr, loss, s in zip(self.lrs, self.losses, smooth(self.losses, self.beta))],
+        )
+        payload: dict[str, Any] = {f"{key}/curve": wandb.plot.line(table, "log10_lr", "smoothed", title=f"LR range test ({tag})")}
+        if path is not None:
+            payload[f"{key}/plot"] = wandb.Image(str(path))
+        logger.experiment.log(payload, commit=False)
+        summary = logger.experiment.summary
+        summary[f"{key}/suggestion"] = self.suggestion if self.suggestion is not None else configured
+        summary[f"{key}/confident"] = self.confident
+        summary[f"{key}/reason"] = self.reason
+        summary[f"{key}/steps"] = self.steps_run

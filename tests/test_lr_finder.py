@@ -1,0 +1,266 @@
+"""LR range test (T01): curve analysis on synthetic curves, and the callback on real training."""
+
+from __future__ import annotations
+
+import copy
+import glob
+import math
+import random
+
+import pytest
+import torch
+from lightning.pytorch import Callback, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import WandbLogger
+
+from callbacks import LRFinder, assess_curve, read_offline_run, suggest_lr
+from callbacks.lr_finder import divergence_index, exponential_sweep, linear_sweep, smooth
+from datamodules import TextClassificationDataModule
+
+
+# ---------------------------------------------------------------------------- pure functions
+def test_sweeps_hit_both_ends():
+    lrs = exponential_sweep(1e-6, 1.0, 100)
+    assert lrs[0] == pytest.approx(1e-6) and lrs[-1] == pytest.approx(1.0) and len(lrs) == 100
+    assert lrs[1] / lrs[0] == pytest.approx(lrs[-1] / lrs[-2])
+    lin = linear_sweep(0.1, 1.0, 10)
+    assert lin[0] == pytest.approx(0.1) and lin[-1] == pytest.approx(1.0) and lin[1] - lin[0] == pytest.approx(0.1)
+
+
+def test_smoothing_is_bias_corrected():
+    # Lightning 2.6.6 divides by the wrong power: its first smoothed value is about half the loss
+    assert smooth([2.0, 2.0, 2.0]) == pytest.approx([2.0, 2.0, 2.0])
+    assert smooth([1.0, 3.0], beta=0.5) == pytest.approx([1.0, (0.25 * 1 + 0.5 * 3) / 0.75])
+
+
+def test_divergence_index():
+    assert divergence_index([1.0] * 10 + [3.9, 4.1]) == 11
+    assert divergence_index([1.0, 0.5, 0.4, 0.3, 0.2, 0.3, 0.81]) == 6
+    assert divergence_index([1.0, float("nan")]) == 1
+    assert divergence_index([1.0, 0.9, 0.8]) is None
+
+
+def synthetic(center: float, noise: float, seed: int, width: float = 0.35) -> tuple[list[float], list[float], float, float]:
+    """Loss falling as a logistic in log10(lr) (steepest at ``center``), bottoming out a decade
+    later, then diverging; multiplicative noise. Returns lrs, losses, the steepest LR and the LR of
+    the minimum of the noise-free curve."""
+    rng = random.Random(seed)
+    lrs = exponential_sweep(1e-7, 10.0, 100)
+
+    def clean(lr: float) -> float:
+        x = math.log10(lr)
+        rise = math.exp(3 * (x - center - 1.2)) - 1 if x > center + 1.2 else 0.0
+        return 2.3 - 2.0 / (1 + math.exp(-(x - center) / width)) + rise
+
+    losses = [clean(lr) * (1 + rng.gauss(0, noise)) for lr in lrs]
+    lowest = min(lrs, key=clean)
+    return lrs, losses, 10**center, lowest
+
+
+@pytest.mark.parametrize("center", [-5.0, -3.0, -1.5])
+@pytest.mark.parametrize("noise", [0.0, 0.02, 0.05, 0.10])
+@pytest.mark.parametrize("seed", range(4))
+def test_default_suggestion_lands_between_a_decade_below_the_steepest_point_and_the_minimum(center, noise, seed):
+    lrs, losses, steepest, lowest = synthetic(center, noise, seed)
+    suggestion = suggest_lr(lrs, losses)
+    assert steepest / 10 <= suggestion <= lowest, (suggestion, steepest, lowest)
+
+
+@pytest.mark.parametrize("center", [-5.0, -3.0, -1.5])
+def test_each_method_on_a_clean_curve(center):
+    lrs, losses, steepest, lowest = synthetic(center, 0.0, 0)
+    assert suggest_lr(lrs, losses, "steep") == pytest.approx(steepest, rel=0.25)
+    # the minimum of a smoothed curve sits a little before the true one when the rise is steep
+    assert lowest / 20 <= suggest_lr(lrs, losses, "min10") <= lowest / 10 * 1.25
+    # fastai's valley: two thirds down the longest decreasing run, which on a noise-free curve
+    # starts at the first point, so it can sit far left; it never passes the minimum
+    assert lrs[0] < suggest_lr(lrs, losses, "valley") <= lowest
+
+
+def test_suggestion_errors():
+    lrs, losses, _, _ = synthetic(-3.0, 0.0, 0)
+    with pytest.raises(ValueError, match="unknown method 'best'; choose one of robust, steep, valley, min10"):
+        suggest_lr(lrs, losses, "best")
+    with pytest.raises(ValueError, match="only 5 usable points before the loss diverged; need at least 10"):
+        suggest_lr(lrs[:5], losses[:5])
+    with pytest.raises(ValueError, match="differ in length"):
+        suggest_lr(lrs, losses[:-1])
+    with pytest.raises(ValueError, match="only 3 usable points"):
+        suggest_lr(lrs[:20], losses[:3] + [float("nan")] * 17)
+
+
+def test_confidence_flags():
+    lrs, losses, _, _ = synthetic(-3.0, 0.02, 0)
+    assert assess_curve(lrs, losses).confident
+    flat = [0.69 + 0.001 * math.sin(i) for i in range(100)]
+    check = assess_curve(lrs, flat)
+    assert not check.confident and check.reason.startswith("flat")
+    check = assess_curve(lrs[:15], losses[:15])
+    assert not check.confident and check.reason.startswith("too short: 15 usable steps")
+    _, noisy, _, _ = synthetic(-3.0, 0.9, 0)
+    check = assess_curve(lrs, [abs(v) for v in noisy])
+    assert not check.confident and check.reason.startswith("noisy")
+
+
+# ---------------------------------------------------------------------------- the callback
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # without a logger, plots go to the trainer's default_root_dir (the cwd)
+
+
+class Snapshot(Callback):
+    """Records weights, optimizer state, LRs and RNG state at fit start; placed before and after the finder."""
+
+    def on_fit_start(self, trainer, pl_module):
+        self.weights = copy.deepcopy(pl_module.state_dict())
+        self.rng = torch.get_rng_state()
+        self.optimizer_state = copy.deepcopy(trainer.optimizers[0].state_dict()["state"])
+        self.lrs = [group["lr"] for group in trainer.optimizers[0].param_groups]
+
+
+def run(tiny_model_class, finder, *, epochs=1, seed=0, optimizer="adam", callbacks=(), after=(), ckpt_path=None,
+        logger=False, model=None, **trainer_kwargs):
+    torch.manual_seed(seed)
+    data = TextClassificationDataModule(limit=300, batch_size=32)
+    model = model or tiny_model_class(data.vocab_size, data.num_classes, lr=0.01, optimizer=optimizer)
+    trainer = Trainer(
+        max_epochs=epochs, callbacks=[*callbacks, finder, *after], logger=logger, enable_progress_bar=False,
+        enable_model_summary=False, enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
+        num_sanity_val_steps=0, **trainer_kwargs,
+    )
+    trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
+    return trainer, model
+
+
+def test_finder_restores_the_model_exactly_and_applies_the_suggestion(tiny_model_class):
+    before, after, finder = Snapshot(), Snapshot(), LRFinder(min_lr=1e-5, max_lr=10.0)
+    trainer, model = run(tiny_model_class, finder, callbacks=[before], after=[after], max_steps=1)
+    assert finder.steps_run == 100 and len(finder.losses) == 100
+    assert finder.confident, finder.reason
+    for name, tensor in before.weights.items():
+        assert torch.equal(tensor, after.weights[name]), name
+    assert after.optimizer_state == before.optimizer_state == {}  # Adam's moments from the sweep are gone
+    assert torch.equal(before.rng, after.rng)
+    assert finder.suggestion == pytest.approx(suggest_lr(finder.lrs, finder.losses))
+    assert before.lrs == [0.01]
+    assert model.lr == finder.suggestion and after.lrs == [finder.suggestion]
+    assert 1e-3 < finder.suggestion < 1.0  # this model memorises 200 sentences between ~1e-2 and ~1e-1
+
+
+def test_param_group_ratios_are_kept(tiny_model_class):
+    class Grouped(tiny_model_class):
+        def configure_optimizers(self):
+            return torch.optim.Adam(
+                [{"params": self.embedding.parameters(), "lr": self.lr}, {"params": self.head.parameters(), "lr": self.lr / 10}]
+            )
+
+    data = TextClassificationDataModule(limit=300, batch_size=32)
+    after, finder = Snapshot(), LRFinder(min_lr=1e-5, max_lr=10.0)
+    run(tiny_model_class, finder, after=[after], max_steps=1, model=Grouped(data.vocab_size, data.num_classes, lr=0.01))
+    assert after.lrs == pytest.approx([finder.suggestion, finder.suggestion / 10])
+
+
+def test_immediate_divergence_keeps_the_configured_lr_with_a_warning(tiny_model_class):
+    finder = LRFinder(min_lr=1e4, max_lr=1e8, num_steps=20)
+    with pytest.warns(UserWarning, match=r"diverged too early to read a learning rate .*keeping the configured lr=0.01"):
+        trainer, model = run(tiny_model_class, finder, optimizer="sgd", max_steps=1)
+    assert finder.suggestion is None and not finder.confident
+    assert model.lr == 0.01 and trainer.optimizers[0].param_groups[0]["lr"] == 0.01
+
+
+def test_runs_again_at_the_given_epochs_and_on_validation_loss(tiny_model_class):
+    finder = LRFinder(min_lr=1e-5, max_lr=10.0, num_steps=30, epochs=[1], val_batches=2)
+    run(tiny_model_class, finder, epochs=2)
+    assert finder.done == ["fit", "epoch 1"]
+    assert finder.steps_run <= 30
+
+
+def test_skipped_on_resume(tmp_path, tiny_model_class):
+    checkpoint = ModelCheckpoint(dirpath=tmp_path, save_last=True, save_top_k=0)
+    first = LRFinder(min_lr=1e-5, max_lr=10.0)
+    run(tiny_model_class, first, callbacks=[checkpoint])
+    resumed = LRFinder(min_lr=1e-5, max_lr=10.0)
+    trainer, model = run(tiny_model_class, resumed, epochs=2, ckpt_path=str(tmp_path / "last.ckpt"),
+                         callbacks=[ModelCheckpoint(dirpath=tmp_path / "again", save_top_k=0)])
+    assert resumed.steps_run == 0  # no new sweep
+    assert resumed.suggestion == first.suggestion and resumed.done == ["fit"]
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(first.suggestion)
+
+
+def test_curve_plot_and_suggestion_reach_wandb(offline_wandb, tiny_model_class):
+    logger = WandbLogger(project="lr-finder-test", save_dir=str(offline_wandb))
+    finder = LRFinder(min_lr=1e-5, max_lr=10.0)
+    trainer, _ = run(tiny_model_class, finder, max_steps=2, logger=logger)
+    png = offline_wandb / "lr-finder-test" / logger.version / "lr_finder.png"
+    assert png.is_file() and png.stat().st_size > 10_000
+    logger.experiment.finish()
+    record = read_offline_run(glob.glob(str(offline_wandb / "wandb" / "offline-run-*"))[0])
+    assert record.summary["lr_finder/suggestion"] == pytest.approx(finder.suggestion)
+    assert record.summary["lr_finder/confident"] is True and record.summary["lr_finder/steps"] == 100
+    assert any("lr_finder/curve_table" in row or "lr_finder/curve" in row for row in record.history)
+    assert any("lr_finder/plot" in row for row in record.history)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"min_lr": 1.0, "max_lr": 0.1}, "need 0 < min_lr < max_lr"),
+        ({"min_lr": 0.0}, "need 0 < min_lr < max_lr"),
+        ({"method": "fastest"}, "unknown method 'fastest'; choose one of robust, steep, valley, min10"),
+        ({"mode": "cosine"}, "unknown mode 'cosine'; choose one of exponential, linear"),
+        ({"num_steps": 5}, "num_steps=5 is too few for a usable curve; use at least 20"),
+        ({"beta": 1.0}, "beta must be in"),
+        ({"divergence": 1.0}, "divergence must be > 1"),
+        ({"epochs": [-1]}, "epochs must be >= 0"),
+    ],
+)
+def test_bad_arguments_fail_in_init(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        LRFinder(**kwargs)
+
+
+DDP_SCRIPT = '''
+import json, os, sys
+from pathlib import Path
+sys.path.insert(0, {root!r})
+import torch
+from lightning.pytorch import Callback, Trainer
+from callbacks import LRFinder
+from datamodules import TextClassificationDataModule
+from tests.conftest import TinyTextModel
+
+class Report(Callback):
+    def on_train_start(self, trainer, pl_module):
+        Path({out!r}, f"rank{{trainer.global_rank}}.json").write_text(json.dumps({{
+            "lr": trainer.optimizers[0].param_groups[0]["lr"], "model_lr": pl_module.lr,
+            "suggestion": finder.suggestion, "steps": finder.steps_run, "first_loss": finder.losses[0],
+        }}))
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    torch.manual_seed(int(os.environ.get("LOCAL_RANK", 0)) + 1)  # each rank shuffles differently
+    data = TextClassificationDataModule(limit=300, batch_size=32)
+    model = TinyTextModel(data.vocab_size, data.num_classes, lr=0.01, optimizer="adam")
+    finder = LRFinder(min_lr=1e-5, max_lr=10.0, num_steps=60)
+    trainer = Trainer(accelerator="cpu", devices=2, strategy="ddp", max_steps=2, callbacks=[finder, Report()],
+                      logger=False, enable_progress_bar=False, enable_model_summary=False,
+                      enable_checkpointing=False, num_sanity_val_steps=0)
+    trainer.fit(model, datamodule=data)
+'''
+
+
+@pytest.mark.slow
+def test_ddp_ranks_train_with_rank_zeros_suggestion(tmp_path, repo_root):
+    import json
+    import subprocess
+    import sys
+
+    script = tmp_path / "ddp_finder.py"
+    script.write_text(DDP_SCRIPT.format(root=str(repo_root), out=str(tmp_path)), encoding="utf-8")
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["first_loss"] != ranks[1]["first_loss"]  # the ranks really swept different batches
+    assert ranks[0]["steps"] > 0 and ranks[1]["steps"] > 0
+    assert ranks[0]["suggestion"] == ranks[1]["suggestion"]  # rank zero decided for both
+    assert ranks[0]["lr"] == ranks[1]["lr"] == ranks[0]["suggestion"] == ranks[1]["model_lr"]
