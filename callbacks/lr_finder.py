@@ -281,6 +281,8 @@ class LRFinder(Callback):
             validation batches after every step (Smith's original, N extra forwards per step).
         epochs: also run at the start of these epochs (e.g. after unfreezing an embedding).
         before_fit: run at the start of fit.
+        unreliable: what to do with a suggestion from a flat, noisy or short curve: ``keep`` the
+            configured LR (default; a flat curve's "best" point is noise) or ``apply`` it anyway.
 
     Raises:
         ValueError: ``min_lr >= max_lr``, non-positive LRs, unknown ``mode``/``method``,
@@ -310,6 +312,7 @@ class LRFinder(Callback):
         val_batches: int = 0,
         epochs: Optional[list[int]] = None,
         before_fit: bool = True,
+        unreliable: str = "keep",
     ) -> None:
         if not 0 < min_lr < max_lr:
             raise ValueError(f"need 0 < min_lr < max_lr, got min_lr={min_lr}, max_lr={max_lr}.")
@@ -327,11 +330,15 @@ class LRFinder(Callback):
             raise ValueError(f"val_batches must be >= 0, got {val_batches}.")
         if any(epoch < 0 for epoch in epochs or []):
             raise ValueError(f"epochs must be >= 0, got {epochs}.")
+        if unreliable not in ("keep", "apply"):
+            raise ValueError(f"unreliable must be 'keep' or 'apply', got {unreliable!r}.")
         self.min_lr, self.max_lr, self.num_steps = min_lr, max_lr, num_steps
         self.mode, self.method, self.beta, self.divergence = mode, method, beta, divergence
         self.val_batches = val_batches
         self.epochs = sorted(set(epochs or []))
         self.before_fit = before_fit
+        self.unreliable = unreliable
+        self.curve_suggestion: Optional[float] = None  # what the curve says, applied or not
         self.suggestion: Optional[float] = None
         self.confident = False
         self.reason = ""
@@ -361,6 +368,7 @@ class LRFinder(Callback):
         return {
             "done": list(self.done),
             "suggestion": self.suggestion,
+            "curve_suggestion": self.curve_suggestion,
             "confident": self.confident,
             "reason": self.reason,
             "lrs": list(self.lrs),
@@ -372,6 +380,7 @@ class LRFinder(Callback):
         # a resumed run already trains at the found LR (it is in the optimizer's state): no new sweep
         self.done = list(state_dict.get("done", ["fit"]))
         self.suggestion = state_dict.get("suggestion")
+        self.curve_suggestion = state_dict.get("curve_suggestion", self.suggestion)
         self.confident = state_dict.get("confident", False)
         self.reason = state_dict.get("reason", "")
         self.lrs = list(state_dict.get("lrs", []))
@@ -402,11 +411,16 @@ class LRFinder(Callback):
             check = CurveCheck(False, "")
         # one decision for every rank: rank zero's
         suggestion, check = trainer.strategy.broadcast((suggestion, check), src=0)
-        self.confident, self.reason = check.confident, check.reason
+        self.confident, self.reason, self.curve_suggestion = check.confident, check.reason, suggestion
         if suggestion is None:
             rank_zero_warn(
                 f"LRFinder: the loss diverged too early to read a learning rate ({check.reason}); "
                 f"keeping the configured lr={start_lrs[0]:g}. Lower min_lr (now {self.min_lr:g})."
+            )
+        elif not check.confident and self.unreliable == "keep":
+            rank_zero_warn(
+                f"LRFinder: the curve is {check.reason}; its suggestion {suggestion:.3g} is not used, "
+                f"keeping the configured lr={start_lrs[0]:g} (unreliable='apply' would use it)."
             )
         else:
             self.suggestion = suggestion
@@ -507,7 +521,7 @@ class LRFinder(Callback):
         folder = run_directory(trainer)  # on every rank: it may broadcast
         if not trainer.is_global_zero or not self.lrs:
             return
-        suggestions = {self.method: self.suggestion} if self.suggestion else {}
+        suggestions = {self.method: self.curve_suggestion} if self.curve_suggestion else {}
         name = "lr_finder.png" if tag == "fit" else f"lr_finder_{tag.replace(' ', '_')}.png"
         try:
             path = plot_curve(self.lrs, self.losses, suggestions, folder / name, self.beta)
@@ -529,7 +543,8 @@ class LRFinder(Callback):
             payload[f"{key}/plot"] = wandb.Image(str(path))
         logger.experiment.log(payload, commit=False)
         summary = logger.experiment.summary
-        summary[f"{key}/suggestion"] = self.suggestion if self.suggestion is not None else configured
+        summary[f"{key}/suggestion"] = self.curve_suggestion
+        summary[f"{key}/applied_lr"] = self.suggestion if self.suggestion is not None else configured
         summary[f"{key}/confident"] = self.confident
         summary[f"{key}/reason"] = self.reason
         summary[f"{key}/steps"] = self.steps_run

@@ -212,6 +212,7 @@ def test_curve_plot_and_suggestion_reach_wandb(offline_wandb, tiny_model_class):
         ({"beta": 1.0}, "beta must be in"),
         ({"divergence": 1.0}, "divergence must be > 1"),
         ({"epochs": [-1]}, "epochs must be >= 0"),
+        ({"unreliable": "ignore"}, "unreliable must be .keep. or .apply."),
     ],
 )
 def test_bad_arguments_fail_in_init(kwargs, message):
@@ -264,3 +265,44 @@ def test_ddp_ranks_train_with_rank_zeros_suggestion(tmp_path, repo_root):
     assert ranks[0]["steps"] > 0 and ranks[1]["steps"] > 0
     assert ranks[0]["suggestion"] == ranks[1]["suggestion"]  # rank zero decided for both
     assert ranks[0]["lr"] == ranks[1]["lr"] == ranks[0]["suggestion"] == ranks[1]["model_lr"]
+
+
+@pytest.mark.filterwarnings("ignore:You're resuming from a checkpoint that ended before the epoch ended")
+def test_finder_then_cyclic_schedule_resume_mid_epoch_on_the_same_trajectory(tmp_path, tiny_model_class):
+    """T01 + T02: the finder sets the cycle's bounds once; a run stopped mid-epoch and resumed
+    follows the uninterrupted LR trajectory step for step, and does not sweep again."""
+    from callbacks import CyclicLR
+    from tests.test_cyclic_lr import Preempt, Preempted, Recorder
+
+    def tricks():
+        return LRFinder(min_lr=1e-5, max_lr=10.0, num_steps=40), CyclicLR("triangular2", step_size_epochs=1.5)
+
+    finder, cyclic = tricks()
+    full = Recorder()
+    run(tiny_model_class, finder, after=[cyclic, full], epochs=3)
+    assert cyclic.schedule.max_lr == finder.suggestion
+
+    finder, cyclic = tricks()
+    first, path = Recorder(), tmp_path / "preempted.ckpt"
+    with pytest.raises(Preempted):
+        run(tiny_model_class, finder, after=[cyclic, first, Preempt(10, path)], epochs=3)
+    finder, cyclic = tricks()
+    second = Recorder()
+    run(tiny_model_class, finder, after=[cyclic, second], epochs=3, ckpt_path=str(path))
+    assert finder.steps_run == 0  # no new sweep on resume
+    assert sorted(first.lrs) == list(range(10)) and min(second.lrs) == 10
+    assert {**first.lrs, **second.lrs} == full.lrs
+
+
+def test_a_flat_curve_keeps_the_configured_lr_unless_told_otherwise(tiny_model_class):
+    # plain SGD on mean word vectors barely moves the loss in 100 steps: the curve is flat
+    finder = LRFinder(min_lr=1e-3, max_lr=1e4)
+    with pytest.warns(UserWarning, match=r"the curve is flat: .* is not used, keeping the configured lr=0.01"):
+        trainer, model = run(tiny_model_class, finder, optimizer="sgd", max_steps=1)
+    assert not finder.confident and finder.curve_suggestion is not None and finder.suggestion is None
+    assert model.lr == 0.01 and trainer.optimizers[0].param_groups[0]["lr"] == 0.01
+
+    finder = LRFinder(min_lr=1e-3, max_lr=1e4, unreliable="apply")
+    with pytest.warns(UserWarning, match="may be unreliable: flat"):
+        trainer, model = run(tiny_model_class, finder, optimizer="sgd", max_steps=1)
+    assert trainer.optimizers[0].param_groups[0]["lr"] == finder.suggestion == finder.curve_suggestion
