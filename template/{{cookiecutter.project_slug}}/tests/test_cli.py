@@ -86,6 +86,14 @@ def test_fit_writes_run_directory_and_offline_wandb_run(workspace, capfd):
     assert "requirements.txt" in run.files
     assert 0.0 <= run.summary["grad/clip_rate_total"] <= 1.0
 
+    # T01: the LR range test ran before training; its curve is in the run directory and in W&B
+    assert (run_dir / "lr_finder.png").is_file()
+    assert run.summary["lr_finder/steps"] > 0 and isinstance(run.summary["lr_finder/confident"], bool)
+    applied = run.summary["lr_finder/applied_lr"]
+    expected = run.summary["lr_finder/suggestion"] if run.summary["lr_finder/confident"] else saved["model"]["lr"]
+    assert applied == pytest.approx(expected)
+    assert run.metric("lr-Adam")[0] == pytest.approx(applied)
+
     err = capfd.readouterr().err
     assert "not logged in" in err
     synced = re.findall(r"wandb sync (\S+)", err)
