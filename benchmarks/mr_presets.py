@@ -11,39 +11,19 @@ benchmarks/results/mr_presets.md and mr_presets.png.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 from cookiecutter.main import cookiecutter
+from project_runs import ROOT, fit
 
-ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-sys.path.insert(0, str(ROOT))
-from callbacks import read_offline_run  # noqa: E402
 
 PRESETS = {
     "default (T10 clip 5, T30 dropout, T35 early stopping)": [],
     "vanilla (plain Lightning)": ["--config", "configs/presets/vanilla.yaml"],
 }
-
-
-def train(project: Path, extra: list[str], seed: int, epochs: int) -> tuple[list[float], float]:
-    before = set((project / "runs" / "wandb").glob("offline-run-*"))
-    env = {**os.environ, "PYTHONPATH": str(project / "src"), "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
-    command = [
-        sys.executable, "-m", "sentiment_classifier", "fit", "--config", "configs/default.yaml", *extra,
-        "--seed_everything", str(seed), "--trainer.max_epochs", str(epochs), "--trainer.enable_progress_bar", "false",
-    ]
-    start = time.perf_counter()
-    subprocess.run(command, cwd=project, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    elapsed = time.perf_counter() - start
-    run_dir = next(iter(set((project / "runs" / "wandb").glob("offline-run-*")) - before))
-    return read_offline_run(run_dir).metric("val/acc"), elapsed
 
 
 def main() -> None:
@@ -58,7 +38,8 @@ def main() -> None:
         project = Path(cookiecutter(str(ROOT), no_input=True, output_dir=tmp))
         for seed in range(args.seeds):
             for name, extra in PRESETS.items():
-                accuracies, elapsed = train(project, extra, seed, args.epochs)
+                run, elapsed = fit(project, extra, seed, args.epochs)
+                accuracies = run.metric("val/acc")
                 curves[name].append(accuracies)
                 seconds[name].append(elapsed / len(accuracies))
                 print(f"seed {seed} {name}: best {max(accuracies):.4f} after {len(accuracies)} epochs", flush=True)

@@ -13,23 +13,15 @@ the offline W&B runs. Writes benchmarks/results/mr_schedules.md and mr_schedules
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
 from cookiecutter.main import cookiecutter
+from project_runs import PACKAGE, ROOT, fit
 
-ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-sys.path.insert(0, str(ROOT))
-from callbacks import read_offline_run  # noqa: E402
-
-PACKAGE = "sentiment_classifier"
 SCHEDULE_CALLBACKS = ("LRFinder", "CyclicLR", "HalveOnPlateau", "EarlyStopping")
 FINDER = {"class_path": f"{PACKAGE}.callbacks.LRFinder", "init_args": {"min_lr": 1e-6, "max_lr": 1.0, "num_steps": 100}}
 
@@ -57,22 +49,6 @@ def write_variant(project: Path, name: str, extra: list[dict]) -> Path:
     return path
 
 
-def train(project: Path, variant: Path, seed: int, epochs: int) -> tuple[list[float], float, dict]:
-    before = set((project / "runs" / "wandb").glob("offline-run-*"))
-    env = {**os.environ, "PYTHONPATH": str(project / "src"), "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
-    command = [
-        sys.executable, "-m", PACKAGE, "fit", "--config", "configs/default.yaml", "--config", str(variant),
-        "--seed_everything", str(seed), "--trainer.max_epochs", str(epochs), "--trainer.enable_progress_bar", "false",
-    ]
-    start = time.perf_counter()
-    result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(result.stderr[-3000:])
-    elapsed = time.perf_counter() - start
-    run = read_offline_run(next(iter(set((project / "runs" / "wandb").glob("offline-run-*")) - before)))
-    return run.metric("val/acc"), elapsed, run.summary
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
@@ -86,7 +62,8 @@ def main() -> None:
         files = {name: write_variant(project, name, extra) for name, extra in VARIANTS.items()}
         for seed in range(args.seeds):
             for name in VARIANTS:
-                accuracies, elapsed, summary = train(project, files[name], seed, args.epochs)
+                run, elapsed = fit(project, ["--config", str(files[name])], seed, args.epochs)
+                accuracies, summary = run.metric("val/acc"), run.summary
                 curves[name].append(accuracies)
                 if "lr_finder/applied_lr" in summary:
                     found[name].append(summary["lr_finder/applied_lr"])

@@ -1,0 +1,32 @@
+"""Train a baked project through its real CLI and read the offline W&B run back (shared by benchmarks)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from callbacks import OfflineRun, read_offline_run  # noqa: E402
+
+PACKAGE = "sentiment_classifier"  # the package of a project baked with the default answers
+
+
+def fit(project: Path, extra: list[str], seed: int, epochs: int) -> tuple[OfflineRun, float]:
+    """``fit --config configs/default.yaml <extra>`` on one thread with W&B offline; returns the run and seconds."""
+    runs = project / "runs" / "wandb"
+    before = set(runs.glob("offline-run-*"))
+    env = {**os.environ, "PYTHONPATH": str(project / "src"), "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
+    command = [
+        sys.executable, "-m", PACKAGE, "fit", "--config", "configs/default.yaml", *extra,
+        "--seed_everything", str(seed), "--trainer.max_epochs", str(epochs), "--trainer.enable_progress_bar", "false",
+    ]
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    elapsed = time.perf_counter() - start
+    return read_offline_run(next(iter(set(runs.glob("offline-run-*")) - before))), elapsed
