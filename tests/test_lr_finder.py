@@ -306,3 +306,16 @@ def test_a_flat_curve_keeps_the_configured_lr_unless_told_otherwise(tiny_model_c
     with pytest.warns(UserWarning, match="may be unreliable: flat"):
         trainer, model = run(tiny_model_class, finder, optimizer="sgd", max_steps=1)
     assert trainer.optimizers[0].param_groups[0]["lr"] == finder.suggestion == finder.curve_suggestion
+
+
+def test_the_schedule_follows_the_finder_whatever_the_callback_order(tiny_model_class):
+    """One-shot order at fit start: the LR finder, then the schedule, even when listed the other way."""
+    from callbacks import CyclicLR
+
+    cyclic, finder = CyclicLR("triangular"), LRFinder(min_lr=1e-5, max_lr=10.0, num_steps=40)
+    trainer = Trainer(max_steps=2, callbacks=[cyclic, finder], logger=False, enable_progress_bar=False,
+                      enable_model_summary=False, enable_checkpointing=False, num_sanity_val_steps=0)
+    data = TextClassificationDataModule(limit=300, batch_size=32)
+    torch.manual_seed(0)
+    trainer.fit(tiny_model_class(data.vocab_size, data.num_classes, lr=0.01, optimizer="adam"), datamodule=data)
+    assert finder.suggestion is not None and cyclic.schedule.max_lr == finder.suggestion
