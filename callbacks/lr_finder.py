@@ -184,6 +184,7 @@ def assess_curve(
     lrs: Sequence[float], losses: Sequence[float], beta: float = 0.98, divergence: float = 4.0
 ) -> CurveCheck:
     """Flag curves whose suggestion should not be trusted: too short, flat or too noisy."""
+    diverged = len(_usable(lrs, losses, beta, divergence)[0]) < len(lrs)
     lrs, raw, _ = _usable(lrs, losses, beta, divergence)
     if len(lrs) < 20:
         return CurveCheck(False, f"too short: {len(lrs)} usable steps; lower min_lr or raise num_steps")
@@ -192,7 +193,8 @@ def assess_curve(
     start = smoothed[0]
     drop = start - smoothed[lowest]
     if drop <= 0.02 * abs(start):
-        return CurveCheck(False, f"flat: the loss fell {100 * drop / abs(start):.1f}% over the sweep; raise max_lr")
+        fix = "the model learns too slowly for this sweep: raise num_steps" if diverged else "raise max_lr"
+        return CurveCheck(False, f"flat: the loss fell {100 * drop / abs(start):.1f}% before the end of the sweep; {fix}")
     # step-to-step differences of the raw loss measure its noise without the curve's own trend
     steps = [b - a for a, b in zip(raw[: lowest + 1], raw[1 : lowest + 1])]
     noise = (sum(d * d for d in steps) / max(1, len(steps)) / 2) ** 0.5

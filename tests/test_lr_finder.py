@@ -94,7 +94,10 @@ def test_confidence_flags():
     assert assess_curve(lrs, losses).confident
     flat = [0.69 + 0.001 * math.sin(i) for i in range(100)]
     check = assess_curve(lrs, flat)
-    assert not check.confident and check.reason.startswith("flat")
+    assert not check.confident and check.reason.startswith("flat") and check.reason.endswith("raise max_lr")
+    flat_then_divergent = flat[:80] + [10.0 * (i + 1) for i in range(20)]  # a slow starter: flat, then blows up
+    check = assess_curve(lrs, flat_then_divergent)
+    assert not check.confident and check.reason.endswith("learns too slowly for this sweep: raise num_steps")
     check = assess_curve(lrs[:15], losses[:15])
     assert not check.confident and check.reason.startswith("too short: 15 usable steps")
     _, noisy, _, _ = synthetic(-3.0, 0.9, 0)
