@@ -174,10 +174,15 @@ def suggest_lr(
 
 @dataclass(frozen=True)
 class CurveCheck:
-    """Whether a range-test curve can be trusted, and why not."""
+    """Whether a range-test curve can be trusted, and why not.
+
+    ``usable`` is False when the curve holds no signal to read (flat, or too short); a noisy
+    curve is not ``confident`` but still usable.
+    """
 
     confident: bool
     reason: str
+    usable: bool = True
 
 
 def assess_curve(
@@ -187,14 +192,14 @@ def assess_curve(
     diverged = len(_usable(lrs, losses, beta, divergence)[0]) < len(lrs)
     lrs, raw, _ = _usable(lrs, losses, beta, divergence)
     if len(lrs) < 20:
-        return CurveCheck(False, f"too short: {len(lrs)} usable steps; lower min_lr or raise num_steps")
+        return CurveCheck(False, f"too short: {len(lrs)} usable steps; lower min_lr or raise num_steps", usable=False)
     smoothed = _centered(raw, max(2, len(lrs) // 20))
     lowest = min(range(len(smoothed)), key=smoothed.__getitem__)
     start = smoothed[0]
     drop = start - smoothed[lowest]
     if drop <= 0.02 * abs(start):
         fix = "the model learns too slowly for this sweep: raise num_steps" if diverged else "raise max_lr"
-        return CurveCheck(False, f"flat: the loss fell {100 * drop / abs(start):.1f}% before the end of the sweep; {fix}")
+        return CurveCheck(False, f"flat: the loss fell {100 * drop / abs(start):.1f}% before the end of the sweep; {fix}", usable=False)
     # step-to-step differences of the raw loss measure its noise without the curve's own trend
     steps = [b - a for a, b in zip(raw[: lowest + 1], raw[1 : lowest + 1])]
     noise = (sum(d * d for d in steps) / max(1, len(steps)) / 2) ** 0.5
@@ -273,8 +278,9 @@ class LRFinder(Callback):
             validation batches after every step (Smith's original, N extra forwards per step).
         epochs: also run at the start of these epochs (e.g. after unfreezing an embedding).
         before_fit: run at the start of fit.
-        unreliable: what to do with a suggestion from a flat, noisy or short curve: ``keep`` the
+        unreliable: what to do with a suggestion from a flat or too short curve: ``keep`` the
             configured LR (default; a flat curve's "best" point is noise) or ``apply`` it anyway.
+            A merely noisy curve's suggestion is applied, with a warning.
 
     Raises:
         ValueError: ``min_lr >= max_lr``, non-positive LRs, unknown ``mode``/``method``,
@@ -398,9 +404,9 @@ class LRFinder(Callback):
                 suggestion = suggest_lr(lrs, losses, self.method, self.beta, self.divergence)
                 check = assess_curve(lrs, losses, self.beta, self.divergence)
             except ValueError as err:
-                check = CurveCheck(False, f"no suggestion ({err})")
+                check = CurveCheck(False, f"no suggestion ({err})", usable=False)
         else:
-            check = CurveCheck(False, "")
+            check = CurveCheck(False, "", usable=False)
         # one decision for every rank: rank zero's
         suggestion, check = trainer.strategy.broadcast((suggestion, check), src=0)
         self.confident, self.reason, self.curve_suggestion = check.confident, check.reason, suggestion
@@ -409,7 +415,7 @@ class LRFinder(Callback):
                 f"LRFinder: the loss diverged too early to read a learning rate ({check.reason}); "
                 f"keeping the configured lr={start_lrs[0]:g}. Lower min_lr (now {self.min_lr:g})."
             )
-        elif not check.confident and self.unreliable == "keep":
+        elif not check.usable and self.unreliable == "keep":
             rank_zero_warn(
                 f"LRFinder: the curve is {check.reason}; its suggestion {suggestion:.3g} is not used, "
                 f"keeping the configured lr={start_lrs[0]:g} (unreliable='apply' would use it)."
