@@ -31,6 +31,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torchmetrics import Metric
 from typing_extensions import override
 
+from .lr_scaling import scale_learning_rates
 from .wandb_io import find_wandb_logger, run_directory
 
 METHODS = ("robust", "steep", "valley", "min10")
@@ -189,8 +190,9 @@ def assess_curve(
     lrs: Sequence[float], losses: Sequence[float], beta: float = 0.98, divergence: float = 4.0
 ) -> CurveCheck:
     """Flag curves whose suggestion should not be trusted: too short, flat or too noisy."""
-    diverged = len(_usable(lrs, losses, beta, divergence)[0]) < len(lrs)
+    swept = len(lrs)
     lrs, raw, _ = _usable(lrs, losses, beta, divergence)
+    diverged = len(lrs) < swept
     if len(lrs) < 20:
         return CurveCheck(False, f"too short: {len(lrs)} usable steps; lower min_lr or raise num_steps", usable=False)
     smoothed = _centered(raw, max(2, len(lrs) // 20))
@@ -216,12 +218,13 @@ def plot_curve(lrs: Sequence[float], losses: Sequence[float], suggestions: dict[
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    smoothed = smooth(losses, beta)
     fig, ax = plt.subplots(figsize=(6, 3.6))
     ax.plot(lrs, losses, color="0.75", linewidth=1, label="loss")
-    ax.plot(lrs, smooth(losses, beta), color="tab:blue", label="smoothed")
+    ax.plot(lrs, smoothed, color="tab:blue", label="smoothed")
     for (name, lr), color in zip(suggestions.items(), ("tab:red", "tab:orange", "tab:green", "tab:purple", "k")):
         ax.axvline(lr, color=color, linestyle="--", linewidth=1, label=f"{name}: {lr:.2e}")
-    finite = [v for v in smooth(losses, beta) if math.isfinite(v)]
+    finite = [v for v in smoothed if math.isfinite(v)]
     if finite:
         ax.set_ylim(min(finite) - 0.05 * abs(min(finite)), 1.5 * max(finite[: max(1, len(finite) // 5)]))
     ax.set_xscale("log")
@@ -454,6 +457,7 @@ class LRFinder(Callback):
                     value = loss.item() if not val_batches else self._val_loss(trainer, pl_module, val_batches)
                     lrs.append(lr)
                     losses.append(value)
+                    # smooth() and divergence_index(), one point at a time, to stop the sweep as it diverges
                     average = self.beta * average + (1 - self.beta) * value
                     smoothed = average / (1 - self.beta ** len(losses))
                     smoothed_best = min(smoothed_best, smoothed)
@@ -503,13 +507,13 @@ class LRFinder(Callback):
 
     @staticmethod
     def _apply(trainer: Trainer, pl_module: LightningModule, optimizer: Any, lr: float, ratios: list[float]) -> None:
+        # the sweep restored group 0 to its starting LR; scaling every LR the run holds by one factor
+        # puts group 0 at `lr` and keeps the groups' ratios, the schedulers' lists and `model.lr` in step
+        start = optimizer.param_groups[0]["lr"]
+        if start > 0:  # an LR of 0 cannot be scaled; the exact values are set below either way
+            scale_learning_rates(trainer, pl_module, lr / start)
         for group, ratio in zip(optimizer.param_groups, ratios):
-            group["lr"] = lr * ratio
-            if "initial_lr" in group:
-                group["initial_lr"] = lr * ratio
-        for config in trainer.lr_scheduler_configs:
-            if hasattr(config.scheduler, "base_lrs"):
-                config.scheduler.base_lrs = [lr * ratio for ratio in ratios]
+            group["lr"] = lr * ratio  # exactly, not lr / start * start
         if hasattr(pl_module, "lr"):
             pl_module.lr = lr
         if "lr" in getattr(pl_module, "hparams", {}):

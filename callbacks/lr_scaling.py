@@ -16,6 +16,33 @@ _GROUP_LR_KEYS = ("lr", "initial_lr", "max_lr", "min_lr")
 _SCHEDULER_LR_LISTS = ("base_lrs", "max_lrs", "min_lrs")
 
 
+def scale_learning_rates(trainer: Trainer, pl_module: LightningModule, factor: float) -> None:
+    """Multiply every LR a run holds by ``factor``: each param group of each optimizer (with the LRs
+    torch schedulers keep there), the schedulers' own lists, and the module's ``lr``/``learning_rate``
+    attribute and hyperparameter. Ratios between groups are kept. Shared by LRFinder and LinearLRScaling."""
+    for optimizer in trainer.optimizers:
+        for group in optimizer.param_groups:
+            for key in _GROUP_LR_KEYS:
+                if key in group:
+                    group[key] = group[key] * factor
+    for config in trainer.lr_scheduler_configs:
+        for name in _SCHEDULER_LR_LISTS:
+            values = getattr(config.scheduler, name, None)
+            if isinstance(values, list):
+                setattr(config.scheduler, name, [value * factor for value in values])
+    _scale_module(pl_module, factor)
+
+
+def _scale_module(pl_module: LightningModule, factor: float) -> None:
+    hparams = getattr(pl_module, "hparams", {})
+    for name in ("lr", "learning_rate"):
+        value = getattr(pl_module, name, None)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            setattr(pl_module, name, value * factor)
+        if isinstance(hparams.get(name), (int, float)) and not isinstance(hparams.get(name), bool):
+            hparams[name] = hparams[name] * factor
+
+
 def linear_scale(batch_size: int, base_batch_size: int) -> float:
     """Goyal et al.'s linear scaling rule: the LR multiplier for ``batch_size`` when the LR was tuned at
     ``base_batch_size``."""
@@ -88,18 +115,13 @@ class LinearLRScaling(Callback):
             )
         return value
 
-    def _scale_module(self, pl_module: LightningModule) -> None:
-        for name in ("lr", "learning_rate"):
-            value = getattr(pl_module, name, None)
-            if self.scale is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
-                setattr(pl_module, name, value * self.scale)
-
     @override
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.applied:
             # resumed: the optimizer state restored after this hook already holds the scaled LR; only the
             # freshly built module's attribute needs it, to agree with the optimizer
-            self._scale_module(pl_module)
+            if self.scale is not None:
+                _scale_module(pl_module, self.scale)
             return
         finder = next((type(c).__name__ for c in trainer.callbacks if c is not self and hasattr(c, "suggestion")), None)
         if finder is not None:
@@ -108,17 +130,7 @@ class LinearLRScaling(Callback):
         effective = self._batch_size(trainer) * trainer.accumulate_grad_batches * trainer.world_size
         self.scale = linear_scale(effective, self.base_batch_size)
         self.scaled_from = float(trainer.optimizers[0].param_groups[0]["lr"])
-        for optimizer in trainer.optimizers:
-            for group in optimizer.param_groups:
-                for key in _GROUP_LR_KEYS:
-                    if key in group:
-                        group[key] = group[key] * self.scale
-        for config in trainer.lr_scheduler_configs:
-            for name in _SCHEDULER_LR_LISTS:
-                values = getattr(config.scheduler, name, None)
-                if isinstance(values, list):
-                    setattr(config.scheduler, name, [value * self.scale for value in values])
-        self._scale_module(pl_module)
+        scale_learning_rates(trainer, pl_module, self.scale)
         self.applied = True
         self._log_pending = True
         rank_zero_info(

@@ -235,7 +235,7 @@ class TextClassificationDataModule(LightningDataModule):
     def _state_from_checkpoint(self, path: str) -> dict[str, Any]:
         if not Path(path).is_file():
             raise FileNotFoundError(f"vocab_from: checkpoint {path} does not exist.")
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # reads only what is used
         state = checkpoint.get(type(self).__qualname__)
         if not state or "vocab" not in state:
             raise ValueError(
