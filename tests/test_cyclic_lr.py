@@ -143,13 +143,13 @@ class Preempt(Callback):
             raise Preempted
 
 
-def fit(model_class, callbacks, *, epochs=2, lr=0.05, optimizer=None, ckpt_path=None, seed=0):
+def fit(model_class, callbacks, *, epochs=2, lr=0.05, optimizer=None, ckpt_path=None, seed=0, logger=False):
     torch.manual_seed(seed)
     data = TextClassificationDataModule(limit=400, batch_size=32)
     model = model_class(data.vocab_size, data.num_classes, lr=lr)
     if optimizer is not None:
         model.configure_optimizers = lambda: optimizer(model)
-    trainer = Trainer(max_epochs=epochs, callbacks=list(callbacks), logger=False, log_every_n_steps=1,
+    trainer = Trainer(max_epochs=epochs, callbacks=list(callbacks), logger=logger, log_every_n_steps=1,
                       enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
                       num_sanity_val_steps=0)
     trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
@@ -249,6 +249,22 @@ def test_resume_mid_epoch_and_mid_cycle_repeats_the_uninterrupted_trajectory(tmp
     assert {**first.lrs, **second.lrs} == full.lrs
     assert {**first.momenta, **second.momenta} == full.momenta
     assert resumed.schedule.max_lr == 0.05 and "FakeFinder" in resumed.schedule.source
+
+
+def test_cycled_momentum_reaches_wandb(offline_wandb, tiny_model_class):
+    import glob
+
+    from lightning.pytorch.loggers import WandbLogger
+
+    from callbacks import read_offline_run
+
+    logger, recorder = WandbLogger(project="cyclic-test", save_dir=str(offline_wandb)), Recorder()
+    fit(tiny_model_class, [CyclicLR("triangular", max_lr=0.1, step_size_epochs=0.5), recorder], epochs=2,
+        optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=m.lr, momentum=0.9), logger=logger)
+    logger.experiment.finish()
+    run = read_offline_run(glob.glob(str(offline_wandb / "wandb" / "offline-run-*"))[0])
+    assert run.metric("momentum") == pytest.approx([recorder.momenta[step] for step in sorted(recorder.momenta)])
+    assert len(set(run.metric("momentum"))) > 2  # it really cycles
 
 
 def test_state_dict_is_plain_and_loads_with_defaults():

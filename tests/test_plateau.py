@@ -34,11 +34,11 @@ def scripted(model_class, values):
     return Scripted
 
 
-def fit(model_class, callbacks, *, epochs, lr=0.1, ckpt_path=None, **trainer_args):
+def fit(model_class, callbacks, *, epochs, lr=0.1, ckpt_path=None, logger=False, **trainer_args):
     torch.manual_seed(0)
     data = TextClassificationDataModule(limit=400, batch_size=32)
     model = model_class(data.vocab_size, data.num_classes, lr=lr)
-    trainer = Trainer(max_epochs=epochs, callbacks=list(callbacks), logger=False, enable_progress_bar=False,
+    trainer = Trainer(max_epochs=epochs, callbacks=list(callbacks), logger=logger, enable_progress_bar=False,
                       enable_model_summary=False, enable_checkpointing=False, **trainer_args)
     trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
     return trainer
@@ -54,6 +54,20 @@ def test_halves_after_patience_validations_without_improvement(tiny_model_class)
     assert lrs.lrs == {0: 0.1, 1: 0.1, 2: 0.1, 3: 0.1, 4: 0.05, 5: 0.05, 6: 0.05, 7: 0.025}
     assert halve.halvings == 2 and float(trainer.callback_metrics["lr/halvings"]) == 2.0
     assert halve.mode == "min"
+
+
+def test_halvings_reach_wandb(offline_wandb, tiny_model_class):
+    import glob
+
+    from lightning.pytorch.loggers import WandbLogger
+
+    from callbacks import read_offline_run
+
+    logger = WandbLogger(project="plateau-test", save_dir=str(offline_wandb))
+    fit(scripted(tiny_model_class, VALUES), [HalveOnPlateau("val/scripted_loss", patience=1)], epochs=8, logger=logger)
+    logger.experiment.finish()
+    run = read_offline_run(glob.glob(str(offline_wandb / "wandb" / "offline-run-*"))[0])
+    assert run.metric("lr/halvings") == [0, 0, 0, 1, 1, 1, 2, 2]
 
 
 def test_a_real_plateau_of_the_validation_loss(tiny_model_class):
