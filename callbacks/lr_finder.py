@@ -26,11 +26,12 @@ from typing import Any, Iterator, Optional
 
 import torch
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
 from torchmetrics import Metric
 from typing_extensions import override
 
+from .fit_start import FitStartStep
 from .lr_scaling import scale_learning_rates
 from .wandb_io import find_wandb_logger, run_directory
 
@@ -257,7 +258,7 @@ def _loss_of(output: Any) -> Optional[torch.Tensor]:
     return output if isinstance(output, torch.Tensor) else None
 
 
-class LRFinder(Callback):
+class LRFinder(FitStartStep):
     """Learning-rate range test before training (and, optionally, at given epochs) (T01).
 
     Sweeps the LR over ``num_steps`` training steps, stops when the smoothed loss diverges,
@@ -353,8 +354,10 @@ class LRFinder(Callback):
         return self._generate_state_key(min_lr=self.min_lr, max_lr=self.max_lr, epochs=self.epochs)
 
     # ------------------------------------------------------------------ hooks
+    fit_start_order = 30  # after weight and embedding initialisation (see fit_start.py)
+
     @override
-    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.before_fit and "fit" not in self.done:
             self._find(trainer, pl_module, "fit")
 

@@ -1,0 +1,50 @@
+"""The one-shot work at fit start runs in ``fit_start_order``, whatever the order of the callbacks."""
+
+from __future__ import annotations
+
+import torch
+from lightning.pytorch import Trainer
+
+from callbacks import LRFinder
+from callbacks.fit_start import FitStartStep
+from datamodules import TextClassificationDataModule
+
+
+class Step(FitStartStep):
+    def __init__(self, order: int, journal: list) -> None:
+        self.fit_start_order, self.journal = order, journal
+
+    def fit_start(self, trainer, pl_module) -> None:
+        # what the module's weights look like when this step runs
+        self.journal.append((self.fit_start_order, float(pl_module.head.weight.sum())))
+        if self.fit_start_order == 10:  # stands in for a weight initialiser
+            torch.nn.init.zeros_(pl_module.head.weight)
+
+
+def fit(model, callbacks, max_steps=1):
+    trainer = Trainer(max_steps=max_steps, callbacks=callbacks, logger=False, enable_progress_bar=False,
+                      enable_model_summary=False, enable_checkpointing=False, num_sanity_val_steps=0)
+    trainer.fit(model, datamodule=TextClassificationDataModule(limit=200, batch_size=32))
+    return trainer
+
+
+def test_steps_run_by_order_once_per_fit(tiny_model_class):
+    journal: list = []
+    steps = [Step(40, journal), Step(10, journal), Step(30, journal)]
+    model = tiny_model_class(2000, 2)
+    fit(model, steps)
+    assert [order for order, _ in journal] == [10, 30, 40]
+    assert journal[0][1] != 0.0 and journal[1][1] == journal[2][1] == 0.0  # later steps see the init
+
+    trainer = fit(model, steps, max_steps=2)  # a second fit runs every step again, once
+    assert [order for order, _ in journal] == [10, 30, 40] * 2 and trainer.global_step == 2
+
+
+def test_the_lr_finder_sweeps_from_and_restores_to_the_initialised_weights(tiny_model_class):
+    journal: list = []
+    finder = LRFinder(min_lr=1e-4, max_lr=1.0, num_steps=20)
+    torch.manual_seed(0)
+    fit(tiny_model_class(2000, 2), [Step(40, journal), finder, Step(10, journal)])
+    assert finder.steps_run == 20
+    # the initialiser, listed last, ran first; after 20 sweep steps the finder restored its zeros
+    assert [order for order, _ in journal] == [10, 40] and journal[0][1] != 0.0 and journal[1][1] == 0.0
