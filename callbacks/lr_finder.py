@@ -38,6 +38,7 @@ from .wandb_io import find_wandb_logger, run_directory
 METHODS = ("robust", "steep", "valley", "min10")
 SWEEPS = ("exponential", "linear")
 MIN_POINTS = 10  # fewer usable points than this: no suggestion, keep the configured LR
+FLAT_DROP = 0.02  # a curve whose smoothed loss never falls 2% below its start holds no descent to read
 
 
 # ---------------------------------------------------------------------------- pure functions
@@ -112,6 +113,38 @@ def _slopes(x: Sequence[float], y: Sequence[float], half_window: int) -> list[fl
     return slopes
 
 
+def _noise(raw: Sequence[float]) -> float:
+    """Robust per-point noise of a raw curve: MAD of its step-to-step differences (the trend cancels)."""
+    steps = sorted(abs(b - a) for a, b in zip(raw, raw[1:]))
+    return 1.4826 * steps[len(steps) // 2] / math.sqrt(2) if steps else 0.0
+
+
+def _is_flat(raw: Sequence[float], smoothed: Sequence[float], half_window: int) -> bool:
+    """The smoothed loss never fell clearly below where it started.
+
+    Clearly: by more than ``FLAT_DROP`` of its start and by more than four standard errors of the
+    moving average, so that noise alone (a 3% jitter dips the average ~4% somewhere) is not a descent.
+    """
+    drop = smoothed[0] - min(smoothed)
+    error = _noise(raw) / math.sqrt(2 * half_window + 1)
+    return drop <= max(FLAT_DROP * abs(smoothed[0]), 4 * error)
+
+
+def _lift_off_index(raw: Sequence[float], smoothed: Sequence[float], half_window: int) -> Optional[int]:
+    """Where a flat curve starts to rise for good, or None when it never does.
+
+    The flat level is the median of the first half of the raw losses; the curve has lifted off
+    where the moving average climbs three standard errors above it and stays there to the end
+    (at least three points).
+    """
+    head = sorted(raw[: len(raw) // 2])
+    threshold = head[len(head) // 2] + 3 * _noise(raw) / math.sqrt(2 * half_window + 1)
+    index = len(smoothed)
+    while index > 0 and smoothed[index - 1] > threshold:
+        index -= 1
+    return index if len(smoothed) - index >= 3 else None
+
+
 def _valley_index(values: Sequence[float]) -> int:
     """fastai's ``valley``: the longest decreasing run of the curve, two thirds of the way down it."""
     n = len(values)
@@ -140,8 +173,10 @@ def suggest_lr(
         losses: the raw training losses recorded at those learning rates.
         method: ``steep`` — steepest descent of the smoothed loss (Smith 2017);
             ``valley`` — fastai's longest-valley rule; ``min10`` — the LR of the minimum ÷ 10;
-            ``robust`` (default) — ``min10`` kept inside the swept range. On digits and a UCR
-            set with Adam and SGD, min/10 was the best of the four rules (benchmarks/results/lr_finder.md).
+            ``robust`` (default) — ``min10`` kept inside the swept range, and on a flat curve (a
+            model too slow to lower its loss within the sweep) a decade below where the loss starts
+            to rise. On MR, digits and a UCR set with Adam and SGD it was the most reliable rule
+            (benchmarks/results/lr_finder.md).
         beta: EMA smoothing factor.
         divergence: cut the curve where the smoothed loss exceeds this multiple of its minimum.
 
@@ -161,13 +196,19 @@ def suggest_lr(
         raise ValueError(f"only {len(lrs)} usable points before the loss diverged; need at least {MIN_POINTS}.")
     # The EMA decides where the curve diverged (online, as during the sweep); reading the curve uses a
     # centred average instead: with beta=0.98 the EMA lags ~50 points, which shifts every feature right.
-    smoothed = _centered(raw, max(2, len(lrs) // 20))
+    half_window = max(2, len(lrs) // 20)
+    smoothed = _centered(raw, half_window)
     x = [math.log10(lr) for lr in lrs]
     lowest = min(range(len(smoothed)), key=smoothed.__getitem__)
     if method == "min10":
         return lrs[lowest] / 10
-    if method == "robust":  # min10, never outside the swept range (a minimum at the start means no signal)
-        return min(max(lrs[lowest] / 10, lrs[0]), lrs[-1])
+    if method == "robust":
+        # A model that learns too slowly to lower its loss within the sweep (e.g. a randomly initialised
+        # LSTM on MR) gives a flat curve whose minimum is noise; where the loss starts to rise is still
+        # a reading: the largest LR it tolerates. A decade below it, as min10 does below the minimum.
+        rise = _lift_off_index(raw, smoothed, half_window) if _is_flat(raw, smoothed, half_window) else None
+        best = lrs[rise] if rise is not None else lrs[lowest]
+        return min(max(best / 10, lrs[0]), lrs[-1])  # never outside the swept range
     if method == "valley":
         return lrs[_valley_index(smoothed)]
     slopes = _slopes(x, smoothed, 1)
@@ -196,13 +237,21 @@ def assess_curve(
     diverged = len(lrs) < swept
     if len(lrs) < 20:
         return CurveCheck(False, f"too short: {len(lrs)} usable steps; lower min_lr or raise num_steps", usable=False)
-    smoothed = _centered(raw, max(2, len(lrs) // 20))
+    half_window = max(2, len(lrs) // 20)
+    smoothed = _centered(raw, half_window)
     lowest = min(range(len(smoothed)), key=smoothed.__getitem__)
     start = smoothed[0]
     drop = start - smoothed[lowest]
-    if drop <= 0.02 * abs(start):
-        fix = "the model learns too slowly for this sweep: raise num_steps" if diverged else "raise max_lr"
-        return CurveCheck(False, f"flat: the loss fell {100 * drop / abs(start):.1f}% before the end of the sweep; {fix}", usable=False)
+    if _is_flat(raw, smoothed, half_window):
+        fell = f"the loss fell {100 * drop / abs(start):.1f}%"
+        fell = f"flat: {fell}" if drop <= FLAT_DROP * abs(start) else f"no clear descent: {fell}, within its noise"
+        rise = _lift_off_index(raw, smoothed, half_window)
+        if rise is not None:
+            return CurveCheck(False, f"{fell}, then rose from lr={lrs[rise]:.2g}: the robust reading is a decade "
+                                     "below the rise (a model too slow to lower its loss within the sweep)")
+        if diverged:
+            return CurveCheck(False, f"{fell} and diverged without rising first: raise num_steps", usable=False)
+        return CurveCheck(False, f"{fell} before the end of the sweep: raise max_lr", usable=False)
     # step-to-step differences of the raw loss measure its noise without the curve's own trend
     steps = [b - a for a, b in zip(raw[: lowest + 1], raw[1 : lowest + 1])]
     noise = (sum(d * d for d in steps) / max(1, len(steps)) / 2) ** 0.5

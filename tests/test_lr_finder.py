@@ -95,16 +95,32 @@ def test_confidence_flags():
     flat = [0.69 + 0.001 * math.sin(i) for i in range(100)]
     check = assess_curve(lrs, flat)
     assert not check.confident and check.reason.startswith("flat") and check.reason.endswith("raise max_lr")
-    flat_then_divergent = flat[:80] + [10.0 * (i + 1) for i in range(20)]  # a slow starter: flat, then blows up
-    check = assess_curve(lrs, flat_then_divergent)
-    assert not check.confident and check.reason.endswith("learns too slowly for this sweep: raise num_steps")
+    flat_then_nan = flat[:80] + [float("nan")] * 20  # flat, then non-finite at once: nothing to read
+    check = assess_curve(lrs, flat_then_nan)
+    assert not check.usable and check.reason.endswith("diverged without rising first: raise num_steps")
     check = assess_curve(lrs[:15], losses[:15])
     assert not check.confident and check.reason.startswith("too short: 15 usable steps")
     _, noisy, _, _ = synthetic(-3.0, 0.9, 0)
     check = assess_curve(lrs, [abs(v) for v in noisy])
-    assert not check.confident and check.reason.startswith("noisy")
-    assert check.usable  # noise does not empty the reading; flatness and shortness do
+    assert not check.confident and check.reason.startswith("no clear descent: the loss fell")
+    assert "within its noise, then rose from lr=" in check.reason
+    assert check.usable  # noise does not empty the reading; a flat curve that never rises and shortness do
     assert not assess_curve(lrs, flat).usable and not assess_curve(lrs[:15], losses[:15]).usable
+
+
+@pytest.mark.parametrize("rise_at", [-2.0, -1.0, 0.0])
+@pytest.mark.parametrize("noise", [0.01, 0.03])
+@pytest.mark.parametrize("seed", range(4))
+def test_a_slow_starter_is_read_a_decade_below_where_its_flat_loss_starts_to_rise(rise_at, noise, seed):
+    """A model that cannot lower its loss within the sweep (random-init LSTM on MR): flat at ln 2, then
+    rising from ``10**rise_at``. The robust reading sits a decade below the rise; the minimum is noise."""
+    rng = random.Random(seed)
+    lrs = exponential_sweep(1e-7, 10.0, 100)
+    losses = [(0.693 + max(0.0, math.log10(lr) - rise_at) ** 2) * (1 + rng.gauss(0, noise)) for lr in lrs]
+    check = assess_curve(lrs, losses)
+    assert check.usable and not check.confident and check.reason.startswith(("flat", "no clear descent"))
+    assert "then rose from lr=" in check.reason
+    assert 10 ** (rise_at - 1.5) <= suggest_lr(lrs, losses) <= 10 ** (rise_at - 0.5)
 
 
 # ---------------------------------------------------------------------------- the callback
