@@ -219,7 +219,7 @@ def suggest_lr(
 class CurveCheck:
     """Whether a range-test curve can be trusted, and why not.
 
-    ``usable`` is False when the curve holds no signal to read (flat, or too short); a noisy
+    ``usable`` is False when the curve holds no signal to read (flat to the end, or too short); a noisy
     curve is not ``confident`` but still usable.
     """
 
@@ -331,8 +331,10 @@ class LRFinder(FitStartStep):
             validation batches after every step (Smith's original, N extra forwards per step).
         epochs: also run at the start of these epochs (e.g. after unfreezing an embedding).
         before_fit: run at the start of fit.
-        unreliable: what to do with a suggestion from a flat or too short curve: ``keep`` the
-            configured LR (default; a flat curve's "best" point is noise) or ``apply`` it anyway.
+        unreliable: what to do with a suggestion from a curve with nothing to read (flat to the end
+            of the sweep, or too short): ``keep`` the configured LR (default; such a curve's "best"
+            point is noise) or ``apply`` it anyway. A flat curve that rises at the end is read a
+            decade below the rise and applied, with a warning.
             A merely noisy curve's suggestion is applied, with a warning.
 
     Raises:

@@ -21,30 +21,30 @@ class Step(FitStartStep):
             torch.nn.init.zeros_(pl_module.head.weight)
 
 
-def fit(model, callbacks, max_steps=1):
-    trainer = Trainer(max_steps=max_steps, callbacks=callbacks, logger=False, enable_progress_bar=False,
+def fit(model, callbacks, root, max_steps=1):
+    trainer = Trainer(max_steps=max_steps, callbacks=callbacks, logger=False, default_root_dir=root, enable_progress_bar=False,
                       enable_model_summary=False, enable_checkpointing=False, num_sanity_val_steps=0)
     trainer.fit(model, datamodule=TextClassificationDataModule(limit=200, batch_size=32))
     return trainer
 
 
-def test_steps_run_by_order_once_per_fit(tiny_model_class):
+def test_steps_run_by_order_once_per_fit(tiny_model_class, tmp_path):
     journal: list = []
     steps = [Step(40, journal), Step(10, journal), Step(30, journal)]
     model = tiny_model_class(2000, 2)
-    fit(model, steps)
+    fit(model, steps, tmp_path)
     assert [order for order, _ in journal] == [10, 30, 40]
     assert journal[0][1] != 0.0 and journal[1][1] == journal[2][1] == 0.0  # later steps see the init
 
-    trainer = fit(model, steps, max_steps=2)  # a second fit runs every step again, once
+    trainer = fit(model, steps, tmp_path, max_steps=2)  # a second fit runs every step again, once
     assert [order for order, _ in journal] == [10, 30, 40] * 2 and trainer.global_step == 2
 
 
-def test_the_lr_finder_sweeps_from_and_restores_to_the_initialised_weights(tiny_model_class):
+def test_the_lr_finder_sweeps_from_and_restores_to_the_initialised_weights(tiny_model_class, tmp_path):
     journal: list = []
     finder = LRFinder(min_lr=1e-4, max_lr=1.0, num_steps=20)
     torch.manual_seed(0)
-    fit(tiny_model_class(2000, 2), [Step(40, journal), finder, Step(10, journal)])
+    fit(tiny_model_class(2000, 2), [Step(40, journal), finder, Step(10, journal)], tmp_path)
     assert finder.steps_run == 20
     # the initialiser, listed last, ran first; after 20 sweep steps the finder restored its zeros
     assert [order for order, _ in journal] == [10, 40] and journal[0][1] != 0.0 and journal[1][1] == 0.0
