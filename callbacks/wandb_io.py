@@ -53,6 +53,7 @@ class OfflineRun:
         history: one dict per ``log`` call (``_step`` included).
         summary: the final summary values.
         files: paths of files the run saved (relative to its ``files/`` folder).
+        alerts: one dict (``title``, ``text``, ``level``) per ``run.alert`` call, in order.
         exit_code: the exit record's code, ``None`` while the run has not finished.
     """
 
@@ -60,6 +61,7 @@ class OfflineRun:
     history: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
+    alerts: list[dict[str, str]] = field(default_factory=list)
     exit_code: Optional[int] = None
 
     def metric(self, key: str) -> list[Any]:
@@ -147,6 +149,8 @@ def read_offline_run(run_dir: str | Path, wait: float = 30.0) -> OfflineRun:
                     _set_nested(run.summary, item)
             elif kind == "files":
                 run.files.extend(f.path for f in record.files.files)
+            elif kind == "alert":
+                run.alerts.append({"title": record.alert.title, "text": record.alert.text, "level": record.alert.level})
             elif kind == "exit":
                 run.exit_code = record.exit.exit_code
         if run.exit_code is not None or time.monotonic() > deadline:

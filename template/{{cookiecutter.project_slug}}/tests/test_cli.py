@@ -226,6 +226,37 @@ def test_vanilla_preset_turns_the_tricks_off(workspace):
     assert cli.model.hparams.dropout == 0.0
 
 
+def overfit(workspace, *args):
+    """``fit`` with the overfit preset (T51) on the test slice of MR; the exit status and the W&B summary."""
+    code = 0
+    try:
+        workspace.main("fit", "--config", workspace.default_config, "--config", workspace.presets / "overfit.yaml",
+                       "--data.limit", workspace.limit, *args)
+    except SystemExit as exit_info:
+        code = exit_info.code
+    run_id, _ = only(workspace.run_dirs())
+    return code, workspace.offline_run(run_id).summary
+
+
+def test_overfit_preset_passes_on_fixed_mixed_batches(workspace, capsys):
+    code, summary = overfit(workspace)
+    out = capsys.readouterr().out
+    assert code in (0, None)
+    assert "Overfit test PASS" in out and "on 4 fixed batches" in out
+    assert summary["overfit/passed"] is True and summary["overfit/acc"] == 1.0
+    assert summary["overfit/loss"] <= 0.05 and summary["overfit/classes"] == 2  # both classes in the 4 batches
+    assert 4 <= summary["overfit/steps"] < 300 and summary["overfit/steps"] % 4 == 0  # whole epochs of 4 batches
+
+
+def test_overfit_preset_fails_with_exit_status_1(workspace, capsys):
+    code, summary = overfit(workspace, "--model.lr", "1e-6", "--trainer.max_steps", "8")  # far too little to learn
+    out = capsys.readouterr().out
+    assert code == 1
+    assert re.search(r"Overfit test FAIL: loss 0\.\d+ \(needs <= 0\.05\), accuracy 0\.\d+ \(needs >= 1\)", out), out
+    assert "after 8 steps" in out and "check that the labels belong to the inputs" in out
+    assert summary["overfit/passed"] is False and summary["overfit/steps"] == 8
+
+
 def test_missing_data_file_names_the_file(workspace):
     with pytest.raises(FileNotFoundError, match="missing.csv"):
         workspace.fit("--data.data_path", "missing.csv")

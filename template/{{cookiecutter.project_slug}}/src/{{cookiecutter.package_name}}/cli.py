@@ -3,7 +3,8 @@
 A LightningCLI that links the data module's facts (vocabulary size, number of classes,
 padding index) to the model, writes the resolved ``config.yaml`` into the run directory
 (next to ``checkpoints/``) and sends it to W&B, checks that every callback follows the
-one monitor metric (T57), and turns ``predict`` output into a table.
+one monitor metric (T57), turns ``predict`` output into a table, and exits with status 1
+when the overfit test (``configs/presets/overfit.yaml``, T51) fails.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import yaml
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
+from .callbacks.overfit import OverfitCheck
 from .callbacks.wandb_io import run_directory
 from .datamodules import TextClassificationDataModule as DataModule
 from .models.text_classification import MONITORS
@@ -94,6 +96,8 @@ class ProjectCLI(LightningCLI):
             shown = f"{float(score):.4f}" if score is not None else "n/a"
             print(f"best {best.monitor}: {shown}  checkpoint: {Path(best.best_model_path).resolve()}", flush=True)
         self._finish_loggers()
+        if any(isinstance(cb, OverfitCheck) and cb.passed is False for cb in self.trainer.callbacks):
+            raise SystemExit(1)  # T51: the overfit preset failed (the reason is printed above)
 
     def after_validate(self) -> None:
         self._finish_loggers()
