@@ -1,31 +1,41 @@
 """Training tricks as Lightning callbacks (see TRICKS.md for the IDs cited in each class)."""
 
+from .clipping import AutoClip
 from .cyclic_lr import CyclicLR
+from .early_stopping import EarlyStopping
 from .grad_norm import GradNormMonitor
 from .introspection import Introspection
 from .loss_diagnosis import CASES, LossDiagnosis, diagnose
 from .lr_finder import LRFinder, assess_curve, suggest_lr
 from .lr_scaling import LinearLRScaling
+from .max_norm import MaxNorm
 from .nan_guard import NaNGuard, NonFiniteError
+from .optimizer_switch import OptimizerSwitch
 from .overfit import OverfitCheck
 from .plateau import HalveOnPlateau
 from .sanity import SanityChecks
 from .wandb_io import OfflineRun, find_wandb_logger, read_offline_run, run_directory
+from .weight_init import WeightInit
 
 __all__ = [
+    "AutoClip",
     "CASES",
     "CyclicLR",
+    "EarlyStopping",
     "GradNormMonitor",
     "HalveOnPlateau",
     "Introspection",
     "LRFinder",
     "LinearLRScaling",
     "LossDiagnosis",
+    "MaxNorm",
     "NaNGuard",
     "NonFiniteError",
     "OfflineRun",
+    "OptimizerSwitch",
     "OverfitCheck",
     "SanityChecks",
+    "WeightInit",
     "assess_curve",
     "diagnose",
     "find_wandb_logger",

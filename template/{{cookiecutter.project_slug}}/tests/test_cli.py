@@ -206,9 +206,9 @@ def test_debug_preset_saves_no_checkpoint(workspace):
 
 
 def test_vanilla_preset_turns_the_tricks_off(workspace):
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from {{ cookiecutter.package_name }}.callbacks import GradNormMonitor
+    from {{ cookiecutter.package_name }}.callbacks import EarlyStopping, GradNormMonitor
 
     def callback_types(*configs: Path) -> tuple:
         args = [f"--config={config}" for config in configs] + [f"--data.limit={workspace.limit}"]

@@ -121,3 +121,138 @@ def test_configure_optimizers_with_plateau_scheduler_follows_monitor():
     config = model.configure_optimizers()
     assert isinstance(config["lr_scheduler"]["scheduler"], torch.optim.lr_scheduler.ReduceLROnPlateau)
     assert config["lr_scheduler"]["monitor"] == "val/f1"
+
+
+def _groups(model: TextClassifier) -> dict[str, dict]:
+    optimizer = model.configure_optimizers()
+    if isinstance(optimizer, dict):
+        optimizer = optimizer["optimizer"]
+    return {group["name"]: group for group in optimizer.param_groups}
+
+
+def _names(model: TextClassifier, group: dict) -> set[str]:
+    ids = {id(p) for p in group["params"]}
+    return {name for name, p in model.named_parameters() if id(p) in ids}
+
+
+def test_weight_decay_groups_spare_biases_norms_and_embeddings():
+    """T32: decay on input kernels and the head, separate decay on recurrent kernels, none elsewhere."""
+    model = make_model(norm="layer", weight_decay=1e-3, recurrent_weight_decay=1e-4, weight_dropout=0.2,
+                       optimizer=torch.optim.AdamW)
+    optimizer = model.configure_optimizers()
+    assert type(optimizer) is torch.optim.AdamW
+    groups = _groups(model)
+    assert _names(model, groups["decay"]) == {"rnn.weight_ih_l0", "head.weight"}
+    assert _names(model, groups["recurrent"]) == {"rnn.parametrizations.weight_hh_l0.original"}
+    assert _names(model, groups["no_decay"]) == {
+        "embedding.weight", "rnn.bias_ih_l0", "rnn.bias_hh_l0", "norm.weight", "norm.bias", "head.bias",
+    }
+    assert [groups[name]["weight_decay"] for name in ("decay", "recurrent", "no_decay")] == [1e-3, 1e-4, 0.0]
+    counted = [p for group in groups.values() for p in group["params"]]
+    assert len(counted) == len({id(p) for p in counted}) == len(list(model.parameters()))
+
+
+def test_weight_decay_none_keeps_the_optimizers_own_value():
+    from functools import partial
+
+    model = make_model(optimizer=partial(torch.optim.AdamW, weight_decay=0.05))
+    groups = _groups(model)
+    assert groups["decay"]["weight_decay"] == groups["recurrent"]["weight_decay"] == 0.05
+    assert groups["no_decay"]["weight_decay"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "optimizer, kwargs",
+    [
+        (torch.optim.SGD, {"momentum": 0.9, "nesterov": True, "lr": 0.3}),
+        (torch.optim.Adam, {}),
+        (torch.optim.AdamW, {}),
+        (torch.optim.RMSprop, {}),
+        (torch.optim.Adagrad, {}),
+    ],
+    ids=["sgd-nesterov", "adam", "adamw", "rmsprop", "adagrad"],
+)
+def test_optimizer_menu_trains(optimizer, kwargs):
+    """T08: each optimizer of the menu builds from the parameter groups and lowers the loss on a fixed batch."""
+    from functools import partial
+
+    model = make_model(optimizer=partial(optimizer, **kwargs), lr=kwargs.pop("lr", 0.05), dropout=0.0).train()
+    opt = model.configure_optimizers()
+    tokens, lengths = batch_of(SHORT, LONG, MIDDLE)
+    labels = torch.tensor([0, 1, 2])
+    losses = []
+    for _ in range(15):
+        opt.zero_grad()
+        loss = model.loss(model(tokens, lengths), labels)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert type(opt) is optimizer and losses[-1] < 0.5 * losses[0]
+
+
+def test_locked_dropout_shares_one_mask_across_time():
+    from {{ cookiecutter.package_name }}.models.text_classification import LockedDropout
+
+    torch.manual_seed(0)
+    dropout = LockedDropout(0.5).train()
+    out = dropout(torch.ones(4, 7, 10))
+    assert torch.equal(out, out[:, :1, :].expand_as(out))  # same mask at every time step
+    assert set(out.unique().tolist()) == {0.0, 2.0}
+    assert torch.equal(dropout.eval()(torch.ones(4, 7, 10)), torch.ones(4, 7, 10))
+
+
+def test_locked_dropout_option_replaces_the_input_dropout_only():
+    model = make_model(locked_dropout=True, dropout=0.4)
+    assert type(model.input_dropout).__name__ == "LockedDropout" and model.input_dropout.p == 0.4
+    assert isinstance(model.dropout, torch.nn.Dropout)
+
+
+def test_weight_dropout_drops_recurrent_weights_in_training_only():
+    """T31 DropConnect: training forwards differ, evaluation uses the stored weights unchanged."""
+    model = make_model(weight_dropout=0.5, dropout=0.0, num_layers=2, bidirectional=True)
+    plain = make_model(dropout=0.0, num_layers=2, bidirectional=True)
+    with torch.no_grad():
+        for name in plain.rnn._flat_weights_names:
+            getattr(plain.rnn, name).copy_(getattr(model.rnn, name))
+        for name in ("embedding.weight", "head.weight", "head.bias"):
+            plain.get_parameter(name).copy_(model.get_parameter(name))
+    tokens, lengths = batch_of(SHORT, LONG, MIDDLE)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(tokens, lengths), plain.eval()(tokens, lengths))
+        model.train()
+        assert not torch.allclose(model(tokens, lengths), model(tokens, lengths))
+    model.train()
+    model(tokens, lengths).sum().backward()
+    assert model.rnn.parametrizations.weight_hh_l0.original.grad.abs().sum() > 0
+    assert len([n for n in dict(model.named_parameters()) if "weight_hh" in n]) == 4
+
+
+@pytest.mark.parametrize("norm, layer", [("batch", torch.nn.BatchNorm1d), ("layer", torch.nn.LayerNorm)])
+def test_norm_on_the_final_state(norm, layer):
+    model = make_model(norm=norm).train()
+    assert isinstance(model.norm, layer)
+    tokens, lengths = batch_of(SHORT, LONG, MIDDLE)
+    assert model(tokens, lengths).shape == (3, CLASSES)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"weight_dropout": 1.0}, "weight_dropout must be in [0, 1), got 1.0."),
+        ({"norm": "group"}, "norm must be one of none, batch, layer, got 'group'."),
+        ({"weight_decay": -1.0}, "weight_decay must be >= 0 or null (the optimizer's own), got -1.0."),
+        ({"recurrent_weight_decay": -1.0}, "recurrent_weight_decay must be >= 0 or null (the optimizer's own), got -1.0."),
+    ],
+    ids=["weight-dropout-1", "norm-group", "decay-negative", "recurrent-decay-negative"],
+)
+def test_bad_regularisation_arguments(kwargs, message):
+    with pytest.raises(ValueError) as error:
+        make_model(**kwargs)
+    assert str(error.value) == message
+
+
+def test_one_plain_group_when_every_group_would_decay_alike():
+    """Adam without weight decay: nothing to tell apart, so LearningRateMonitor keeps its plain `lr-Adam` key."""
+    model = make_model(optimizer=torch.optim.Adam)
+    optimizer = model.configure_optimizers()
+    assert len(optimizer.param_groups) == 1 and optimizer.param_groups[0]["weight_decay"] == 0

@@ -1,7 +1,10 @@
-"""Recurrent text classifier: embedding → dropout → LSTM/GRU → dropout → linear.
+"""Recurrent text classifier: embedding → dropout → LSTM/GRU → [norm] → dropout → linear.
 
-TRICKS: T11 (mean-reduced loss, so clipping thresholds do not depend on the batch size),
-T30 (dropout only on the non-recurrent connections), T43 (packed variable-length
+TRICKS: T08 (any torch optimizer from the config, Adam by default), T11 (mean-reduced loss, so
+clipping thresholds do not depend on the batch size), T30 (dropout only on the non-recurrent
+connections), T31 (locked/variational dropout, DropConnect on the hidden-to-hidden weights),
+T32 (weight-decay parameter groups: none on biases, norms and embeddings; separate decay for the
+recurrent kernels), T34 (batch or layer norm on the final state), T43 (packed variable-length
 sequences), T57 (one monitor metric, chosen in the config).
 """
 
@@ -13,10 +16,83 @@ import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
+from torch.nn.utils import parametrize
 from torch.nn.utils.rnn import pack_padded_sequence
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 MONITORS = {"val/acc": "max", "val/f1": "max", "val/loss": "min"}
+NORMS = ("none", "batch", "layer")
+
+
+class LockedDropout(nn.Module):
+    """Variational dropout (Gal & Ghahramani 2016): one mask per sequence, shared by every time step.
+
+    Input ``[B, T, F]`` (or ``[B, F]``); the mask is drawn as ``[B, 1, F]`` and broadcast over time.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        shape = (x.shape[0], 1, x.shape[2]) if x.dim() == 3 else x.shape
+        mask = x.new_empty(shape).bernoulli_(1 - self.p) / (1 - self.p)
+        return x * mask
+
+
+class DropConnect(nn.Module):
+    """Weight dropout on a matrix (AWD-LSTM, Merity et al. 2017), as a ``torch.nn.utils.parametrize`` parametrization.
+
+    In training each forward pass drops hidden-to-hidden weights with probability ``p`` (one mask
+    for the whole sequence, so the recurrence is the same at every step); in evaluation the weights
+    are used as they are. The stored parameter becomes ``rnn.parametrizations.weight_hh_l0.original``.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return nn.functional.dropout(weight, self.p, self.training)
+
+
+def parameter_groups(
+    module: nn.Module, weight_decay: Optional[float], recurrent_weight_decay: Optional[float]
+) -> list[dict[str, Any]]:
+    """Optimizer parameter groups for T32: ``decay`` (input kernels, linear weights), ``recurrent`` (the
+    ``weight_hh`` kernels) and ``no_decay`` (biases, normalisation layers, embeddings; weight decay 0).
+
+    A group whose decay is ``None`` carries no ``weight_decay`` key, so the optimizer's own value
+    (``optimizer.init_args.weight_decay`` or the class default, 0.01 for AdamW) applies to it.
+    Empty groups are left out.
+    """
+    no_decay_modules = (nn.Embedding, nn.EmbeddingBag, nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+    groups: dict[str, list[nn.Parameter]] = {"decay": [], "recurrent": [], "no_decay": []}
+    seen: set[int] = set()
+    for module_name, layer in module.named_modules():
+        for name, parameter in layer.named_parameters(recurse=False):
+            if id(parameter) in seen or not parameter.requires_grad:
+                continue
+            seen.add(id(parameter))
+            full = f"{module_name}.{name}" if module_name else name
+            if isinstance(layer, no_decay_modules) or parameter.dim() < 2 or "bias" in name:
+                groups["no_decay"].append(parameter)
+            elif "weight_hh" in full:  # also rnn.parametrizations.weight_hh_l0.original (DropConnect)
+                groups["recurrent"].append(parameter)
+            else:
+                groups["decay"].append(parameter)
+    decay = {"decay": weight_decay, "recurrent": weight_decay if recurrent_weight_decay is None else recurrent_weight_decay,
+             "no_decay": 0.0}
+    out = []
+    for name, parameters in groups.items():
+        if parameters:
+            group: dict[str, Any] = {"params": parameters, "name": name}
+            if decay[name] is not None:
+                group["weight_decay"] = decay[name]
+            out.append(group)
+    return out
 
 
 class TextClassifier(LightningModule):
@@ -32,9 +108,23 @@ class TextClassifier(LightningModule):
         rnn: ``lstm`` or ``gru``.
         bidirectional: read the text in both directions.
         dropout: dropout on the embeddings and on the final hidden state (T30); also
-            between stacked layers when ``num_layers > 1``.
+            between stacked layers when ``num_layers > 1``. Never on the recurrent connections.
+        locked_dropout: draw the embedding-dropout mask once per sequence and share it across
+            time steps (variational dropout, T31) instead of per token.
+        weight_dropout: DropConnect probability on the hidden-to-hidden matrices ``weight_hh``
+            (AWD-LSTM, T31); 0 turns it off.
+        norm: ``batch`` or ``layer`` normalisation of the final recurrent state before the head
+            (T34); the recurrent output it normalises comes from no affine layer, so there is no
+            bias before it to waste. ``none`` by default.
+        weight_decay: decay of the input kernels and linear weights (T32); ``None`` keeps the
+            optimizer's own (``optimizer.init_args.weight_decay``, or 0.01 for AdamW). Biases,
+            normalisation layers and embeddings are never decayed.
+        recurrent_weight_decay: decay of the recurrent kernels ``weight_hh`` (T32); ``None``: as
+            ``weight_decay``.
         lr: learning rate given to the optimizer; kept here so an LR finder can set it.
-        optimizer: the optimizer class and its other arguments.
+        optimizer: the optimizer class and its other arguments (T08): ``torch.optim.SGD`` (with
+            ``momentum``/``nesterov``), ``Adam`` (default), ``AdamW``, ``RMSprop``, ``Adagrad`` or any
+            other ``torch.optim`` class; it receives the T32 parameter groups and ``lr``.
         scheduler: an optional LR scheduler; ``ReduceLROnPlateau`` watches ``monitor``.
         monitor: the one metric that early stopping, checkpointing and the schedule follow (T57).
 
@@ -44,9 +134,10 @@ class TextClassifier(LightningModule):
           hidden_size: 128
           rnn: lstm
           lr: 0.001
+          weight_decay: 0.0001
+          recurrent_weight_decay: 0.0001
           optimizer:
-            class_path: torch.optim.AdamW
-            init_args: {weight_decay: 0.0001}
+            class_path: torch.optim.AdamW   # or SGD, Adam, RMSprop, Adagrad
     """
 
     def __init__(
@@ -60,8 +151,13 @@ class TextClassifier(LightningModule):
         rnn: Literal["lstm", "gru"] = "lstm",
         bidirectional: bool = False,
         dropout: float = 0.5,
+        locked_dropout: bool = False,
+        weight_dropout: float = 0.0,
+        norm: Literal["none", "batch", "layer"] = "none",
+        weight_decay: Optional[float] = None,
+        recurrent_weight_decay: Optional[float] = None,
         lr: float = 1e-3,
-        optimizer: OptimizerCallable = torch.optim.Adam,
+        optimizer: OptimizerCallable = torch.optim.Adam,  # the config's class inherits these init_args defaults
         scheduler: Optional[LRSchedulerCallable] = None,
         monitor: Literal["val/acc", "val/f1", "val/loss"] = "val/acc",
     ) -> None:
@@ -70,6 +166,13 @@ class TextClassifier(LightningModule):
             raise ValueError(f"need vocab_size >= 2 and num_classes >= 2, got {vocab_size} and {num_classes}.")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
+        if not 0.0 <= weight_dropout < 1.0:
+            raise ValueError(f"weight_dropout must be in [0, 1), got {weight_dropout}.")
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}.")
+        for name, value in (("weight_decay", weight_decay), ("recurrent_weight_decay", recurrent_weight_decay)):
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0 or null (the optimizer's own), got {value}.")
         if lr <= 0:
             raise ValueError(f"lr must be > 0, got {lr}.")
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
@@ -77,9 +180,12 @@ class TextClassifier(LightningModule):
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.monitor = monitor
+        self.weight_decay = weight_decay
+        self.recurrent_weight_decay = recurrent_weight_decay
 
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_index)
         self.dropout = nn.Dropout(dropout)
+        self.input_dropout = LockedDropout(dropout) if locked_dropout else self.dropout
         rnn_class = {"lstm": nn.LSTM, "gru": nn.GRU}[rnn]
         self.rnn = rnn_class(
             embedding_dim,
@@ -89,7 +195,13 @@ class TextClassifier(LightningModule):
             bidirectional=bidirectional,
             dropout=dropout if num_layers > 1 else 0.0,
         )
-        self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
+        if weight_dropout > 0:
+            for name in self.rnn._flat_weights_names:
+                if name.startswith("weight_hh"):
+                    parametrize.register_parametrization(self.rnn, name, DropConnect(weight_dropout))
+        features = hidden_size * (2 if bidirectional else 1)
+        self.norm = {"none": nn.Identity, "batch": nn.BatchNorm1d, "layer": nn.LayerNorm}[norm](features)
+        self.head = nn.Linear(features, num_classes)
         self.loss = nn.CrossEntropyLoss(reduction="mean")  # T11
         for stage in ("train", "val", "test"):
             setattr(self, f"{stage}_acc", MulticlassAccuracy(num_classes, average="micro"))
@@ -98,14 +210,14 @@ class TextClassifier(LightningModule):
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logits ``[B, num_classes]`` for padded ``tokens [B, T]`` of the given ``lengths [B]``."""
-        embedded = self.dropout(self.embedding(tokens))
+        embedded = self.input_dropout(self.embedding(tokens))
         packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
         _, hidden = self.rnn(packed)
         if isinstance(hidden, tuple):  # LSTM: (h_n, c_n)
             hidden = hidden[0]
         directions = 2 if self.rnn.bidirectional else 1
         last = hidden.view(self.rnn.num_layers, directions, *hidden.shape[1:])[-1]
-        return self.head(self.dropout(torch.cat(list(last), dim=-1)))
+        return self.head(self.dropout(self.norm(torch.cat(list(last), dim=-1))))
 
     def _shared_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         logits = self(batch["tokens"], batch["lengths"])
@@ -134,7 +246,11 @@ class TextClassifier(LightningModule):
         return torch.softmax(self(batch["tokens"], batch["lengths"]), dim=-1)
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer(self.parameters(), lr=self.lr)
+        groups = parameter_groups(self, self.weight_decay, self.recurrent_weight_decay)  # T32
+        optimizer = self.optimizer(groups, lr=self.lr)
+        if len({group.get("weight_decay") for group in optimizer.param_groups}) == 1:
+            # every group decays alike (e.g. Adam without decay): one plain group, logged as plain `lr-<Optimizer>`
+            optimizer = self.optimizer(self.parameters(), lr=self.lr)
         if self.scheduler is None:
             return optimizer
         scheduler = self.scheduler(optimizer)
