@@ -16,6 +16,7 @@ from .plateau import HalveOnPlateau
 from .sanity import SanityChecks
 from .wandb_io import OfflineRun, find_wandb_logger, read_offline_run, run_directory
 from .weight_init import WeightInit
+from .word2vec_init import Word2VecInit
 
 __all__ = [
     "AutoClip",
@@ -36,6 +37,7 @@ __all__ = [
     "OverfitCheck",
     "SanityChecks",
     "WeightInit",
+    "Word2VecInit",
     "assess_curve",
     "diagnose",
     "find_wandb_logger",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 
 import pytest
@@ -244,8 +245,91 @@ def test_single_label_training_data(tmp_path):
         ({"limit": 0}, "limit must be >= 1 or null"),
         ({"num_workers": -1}, "num_workers must be >= 0"),
         ({"predict_texts": ["a"], "predict_path": "p.txt"}, "not both"),
+        ({"bucket_size": 0}, "bucket_size must be >= 1"),
+        ({"unlabelled": "mr"}, "unlabelled='mr' is the data set being classified: its validation and test texts "
+                               "would leak into the word vectors. Use the other bundled set (imdb)"),
+        ({"unlabelled": "corpus.docx"}, "unlabelled='corpus.docx' is neither a bundled set (mr, imdb) nor a "
+                                        ".txt/.csv/.tsv/.jsonl file."),
     ],
 )
 def test_bad_arguments_fail_in_init(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=re.escape(message)):
         TextClassificationDataModule(**kwargs)
+
+
+# ---------------------------------------------------------------------------- T43 bucketing, T23 corpora
+def test_bucket_sampler_covers_every_index_once_with_little_padding_and_a_new_order_each_epoch():
+    from torch.utils.data import RandomSampler
+
+    from datamodules import BucketBatchSampler
+
+    generator = torch.Generator().manual_seed(0)
+    lengths = torch.randint(1, 200, (1000,), generator=generator).tolist()
+    sampler = BucketBatchSampler(RandomSampler(range(1000)), 32, False, lengths, bucket_size=10)
+    torch.manual_seed(0)
+    first, second = list(sampler), list(sampler)
+    assert len(first) == len(sampler) == 32  # 31 full batches + 1 of 8
+    assert sorted(i for batch in first for i in batch) == list(range(1000))
+    assert first != second  # reshuffled every epoch (T42)
+
+    def padding(batches):
+        return sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
+
+    torch.manual_seed(0)
+    plain = [list(range(1000))[i : i + 32] for i in range(0, 1000, 32)]
+    assert padding(first) < 0.15 * padding(plain)
+    dropped = BucketBatchSampler(RandomSampler(range(1000)), 32, True, lengths, bucket_size=10)
+    assert len(list(dropped)) == len(dropped) == 31  # 3 pools of 320 give 10 each, the last 40 give 1
+
+
+def test_bucketing_datamodule_trains_on_length_sorted_batches():
+    data = TextClassificationDataModule(limit=600, batch_size=16, bucketing=True, bucket_size=4)
+    data.setup("fit")
+    torch.manual_seed(0)
+    batches = list(data.train_dataloader())
+    assert sum(len(b["labels"]) for b in batches) == len(data.datasets["train"])
+    spread = [int(b["lengths"].max() - b["lengths"].min()) for b in batches]
+    plain = TextClassificationDataModule(limit=600, batch_size=16)
+    plain.setup("fit")
+    plain_spread = [int(b["lengths"].max() - b["lengths"].min()) for b in plain.train_dataloader()]
+    assert sum(spread) < 0.5 * sum(plain_spread)
+    val = [b["lengths"].tolist() for b in data.val_dataloader()]
+    assert val == [sorted(lengths) for lengths in val]  # evaluation: shortest first, no shuffling
+
+
+def test_max_length_truncates_what_the_model_and_word2vec_see():
+    data = TextClassificationDataModule(limit=300, max_length=5)
+    data.setup("fit")
+    assert max(len(ids) for ids in data.datasets["train"].sequences) == 5
+    assert max(len(tokens) for tokens in data.training_tokens()) == 5
+
+
+def test_training_tokens_hold_no_validation_or_test_text(tmp_path):
+    train = write_csv(tmp_path / "train.csv", numbered_rows(20))
+    val = write_csv(tmp_path / "val.csv", [("valonly words", "neg"), ("more valonly", "pos")])
+    test = write_csv(tmp_path / "test.csv", [("testonly words", "neg"), ("testonly", "pos")])
+    data = TextClassificationDataModule(data_path=str(train), val_path=str(val), test_path=str(test))
+    tokens = {t for tokens in data.training_tokens() for t in tokens}
+    assert "valonly" not in tokens and "testonly" not in tokens
+    assert len(data.training_tokens()) == 40
+    assert data.unlabelled_tokens() == []
+
+
+def test_unlabelled_corpus_from_a_file_and_from_the_bundled_imdb(tmp_path):
+    corpus = tmp_path / "extra.txt"
+    corpus.write_text("An qqextra <br />REVIEW\n\nsecond line\n", encoding="utf-8")
+    data = TextClassificationDataModule(limit=200, unlabelled=str(corpus))
+    assert data.unlabelled_tokens() == [["an", "qqextra", "review"], ["second", "line"]]
+    assert "qqextra" not in data.vocab.stoi  # the vocabulary stays the training split's
+    imdb = TextClassificationDataModule(limit=200, unlabelled="imdb")
+    texts = imdb.unlabelled_tokens()
+    assert len(texts) == 25_000 and sum(map(len, texts)) > 5_000_000
+
+
+def test_imdb_gets_a_seeded_stratified_held_out_split():
+    data = TextClassificationDataModule(dataset="imdb", limit=2000, seed=3)
+    splits = data._load_splits()
+    assert {name: len(part) for name, part in splits.items()} == {"train": 1260, "val": 140, "test": 600}
+    assert Counter(e.label for e in splits["test"]) == {"negative": 300, "positive": 300}
+    again = TextClassificationDataModule(dataset="imdb", limit=2000, seed=3)._load_splits()
+    assert [e.line for e in again["test"]] == [e.line for e in splits["test"]]

@@ -282,7 +282,7 @@ def test_unreachable_wandb_server_falls_back_to_offline(workspace):
     command = [
         sys.executable, "-m", "{{ cookiecutter.package_name }}", "fit",
         "--config", str(workspace.default_config),
-        "--data.limit", str(workspace.limit), "--trainer.max_epochs", "1",
+        "--data.limit", str(workspace.limit), "--trainer.max_epochs", "1", "--data.unlabelled", "null",
         "--trainer.logger.init_args.init_timeout", "5",
     ]
     start = time.monotonic()
