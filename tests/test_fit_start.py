@@ -48,3 +48,35 @@ def test_the_lr_finder_sweeps_from_and_restores_to_the_initialised_weights(tiny_
     assert finder.steps_run == 20
     # the initialiser, listed last, ran first; after 20 sweep steps the finder restored its zeros
     assert [order for order, _ in journal] == [10, 40] and journal[0][1] != 0.0 and journal[1][1] == 0.0
+
+
+def test_weight_init_then_word2vec_then_the_lr_finder_whatever_the_config_order(tiny_model_class, tmp_path):
+    """DESIGN's fit-start order with the real callbacks, listed backwards: each sees the previous one's work."""
+    from callbacks import WeightInit, Word2VecInit
+
+    journal: list = []
+
+    class Snapshot(FitStartStep):
+        def __init__(self, order: int) -> None:
+            self.fit_start_order = order
+
+        def fit_start(self, trainer, pl_module) -> None:
+            journal.append((self.fit_start_order, pl_module.embedding.weight.detach().clone(),
+                            pl_module.head.weight.detach().clone()))
+
+    data = TextClassificationDataModule(limit=200, batch_size=32)
+    torch.manual_seed(0)
+    model = tiny_model_class(data.vocab_size, 2)
+    initial_head = model.head.weight.detach().clone()
+    finder = LRFinder(min_lr=1e-4, max_lr=1.0, num_steps=20)
+    word2vec = Word2VecInit(epochs=1, min_count=1, cache_dir=None)
+    callbacks = [Snapshot(40), finder, Snapshot(25), word2vec, Snapshot(15), WeightInit(linear="lecun_normal")]
+    trainer = Trainer(max_steps=1, callbacks=callbacks, logger=False, default_root_dir=tmp_path,
+                      enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                      num_sanity_val_steps=0)
+    trainer.fit(model, datamodule=data)
+    (_, emb15, head15), (_, emb25, head25), (_, emb40, head40) = sorted(journal, key=lambda entry: entry[0])
+    assert not torch.equal(head15, initial_head)  # WeightInit ran first ...
+    assert torch.equal(head25, head15) and not torch.equal(emb25, emb15)  # ... then word2vec, on the embedding only
+    assert finder.steps_run == 20  # the finder swept, then restored the word2vec-initialised weights
+    assert torch.equal(emb40, emb25) and torch.equal(head40, head25)
