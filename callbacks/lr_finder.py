@@ -474,7 +474,7 @@ class LRFinder(FitStartStep):
             )
         elif not check.usable and self.unreliable == "keep":
             rank_zero_warn(
-                f"LRFinder: the curve is {check.reason}; its suggestion {suggestion:.3g} is not used, "
+                f"LRFinder: nothing to read in the curve ({check.reason}); its suggestion {suggestion:.3g} is not used, "
                 f"keeping the configured lr={start_lrs[0]:g} (unreliable='apply' would use it)."
             )
         else:

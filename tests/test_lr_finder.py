@@ -318,7 +318,7 @@ def test_finder_then_cyclic_schedule_resume_mid_epoch_on_the_same_trajectory(tmp
 def test_a_flat_curve_keeps_the_configured_lr_unless_told_otherwise(tiny_model_class):
     # SGD at LRs far too small to learn anything: the curve is flat
     finder = LRFinder(min_lr=1e-8, max_lr=1e-6)
-    with pytest.warns(UserWarning, match=r"the curve is flat: .* is not used, keeping the configured lr=0.01"):
+    with pytest.warns(UserWarning, match=r"nothing to read in the curve \(flat: .*\); its suggestion .* is not used, keeping the configured lr=0.01"):
         trainer, model = run(tiny_model_class, finder, optimizer="sgd", max_steps=1)
     assert not finder.confident and finder.curve_suggestion is not None and finder.suggestion is None
     assert model.lr == 0.01 and trainer.optimizers[0].param_groups[0]["lr"] == 0.01
