@@ -21,7 +21,7 @@ from project_runs import ROOT, fit
 RESULTS = ROOT / "benchmarks" / "results"
 
 PRESETS = {
-    "default (T01 LR finder, T10 clip 5, T30 dropout, T35 early stopping)": [],
+    "default (every trick in default.yaml)": [],
     "vanilla (plain Lightning)": ["--config", "configs/presets/vanilla.yaml"],
 }
 
