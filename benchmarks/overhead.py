@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,9 +37,9 @@ from typing import Any
 
 from lightning.pytorch import Callback
 
-ROOT = Path(__file__).resolve().parents[1]
+from project_runs import PACKAGE, ROOT, run_cli
+
 RESULTS = ROOT / "benchmarks" / "results"
-PACKAGE = "sentiment_classifier"  # the package of a project baked with the default answers
 WARMUP = 5  # steps at the start of the fit that are not steady state
 DIAGNOSTICS = {"SanityChecks": "sanity", "LossDiagnosis": "loss_diagnosis", "NaNGuard": "nan_guard",
                "Introspection": "introspection"}
@@ -111,18 +110,8 @@ def variants(project: Path) -> dict[str, list[str]]:
 
 
 def run(project: Path, extra: list[str], seed: int, epochs: int, times: Path) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": f"{project / 'src'}{os.pathsep}{ROOT / 'benchmarks'}", "WANDB_MODE": "offline",
-           "OMP_NUM_THREADS": "1", "OVERHEAD_TIMES": str(times)}
-    command = [
-        sys.executable, "-m", PACKAGE, "fit", "--config", "configs/default.yaml", *extra,
-        "--seed_everything", str(seed), "--trainer.max_epochs", str(epochs), "--trainer.enable_progress_bar", "false",
-        "--trainer.callbacks+=overhead.StepTimer",
-    ]
-    start = time.perf_counter()
-    result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    env = {"PYTHONPATH": f"{project / 'src'}{os.pathsep}{ROOT / 'benchmarks'}", "OVERHEAD_TIMES": str(times)}
+    wall = run_cli(project, [*extra, "--trainer.callbacks+=overhead.StepTimer"], seed, epochs, env)
     data = json.loads(times.read_text(encoding="utf-8"))
     intervals = [b - a for epoch in data["starts"] for a, b in zip(epoch, epoch[1:])]
     first_epoch = data["starts"][0]

@@ -15,11 +15,13 @@ from callbacks import OfflineRun, read_offline_run  # noqa: E402
 PACKAGE = "sentiment_classifier"  # the package of a project baked with the default answers
 
 
-def fit(project: Path, extra: list[str], seed: int, epochs: int) -> tuple[OfflineRun, float]:
-    """``fit --config configs/default.yaml <extra>`` on one thread with W&B offline; returns the run and seconds."""
-    runs = project / "runs" / "wandb"
-    before = set(runs.glob("offline-run-*"))
-    env = {**os.environ, "PYTHONPATH": str(project / "src"), "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
+def run_cli(project: Path, extra: list[str], seed: int, epochs: int, env: dict[str, str] | None = None) -> float:
+    """``fit --config configs/default.yaml <extra>`` on one thread with W&B offline; returns its wall seconds.
+
+    ``env`` adds to (or overrides) the environment, e.g. a longer ``PYTHONPATH``.
+    """
+    env = {**os.environ, "PYTHONPATH": str(project / "src"), "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1",
+           **(env or {})}
     command = [
         sys.executable, "-m", PACKAGE, "fit", "--config", "configs/default.yaml", *extra,
         "--seed_everything", str(seed), "--trainer.max_epochs", str(epochs), "--trainer.enable_progress_bar", "false",
@@ -28,5 +30,12 @@ def fit(project: Path, extra: list[str], seed: int, epochs: int) -> tuple[Offlin
     result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
-    elapsed = time.perf_counter() - start
+    return time.perf_counter() - start
+
+
+def fit(project: Path, extra: list[str], seed: int, epochs: int) -> tuple[OfflineRun, float]:
+    """:func:`run_cli`, then the offline W&B run it wrote, read back; returns the run and seconds."""
+    runs = project / "runs" / "wandb"
+    before = set(runs.glob("offline-run-*"))
+    elapsed = run_cli(project, extra, seed, epochs)
     return read_offline_run(next(iter(set(runs.glob("offline-run-*")) - before))), elapsed
