@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR := build/demo
 DEMO_PROJECT := $(DEMO_DIR)/sentiment-classifier
 EPOCHS ?= 6
+FIT_ARGS ?=
 
 .PHONY: install demo test clean
 
@@ -22,7 +23,7 @@ demo: $(STAMP)
 	$(BIN)/cookiecutter . --no-input --overwrite-if-exists -o $(DEMO_DIR)
 	$(BIN)/pip install -q -e $(DEMO_PROJECT)
 	cd $(DEMO_PROJECT) && ../../../$(BIN)/python -m sentiment_classifier fit \
-		--config configs/default.yaml --trainer.max_epochs $(EPOCHS)
+		--config configs/default.yaml --trainer.max_epochs $(EPOCHS) $(FIT_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -396,14 +396,21 @@ def plot(report: dict, path: Path, dataset: str = "MR", optimizer: str = "adam",
     if light["lrs"]:
         left.plot(light["lrs"], light["losses"], color="gray", linestyle="--", linewidth=1.2,
                   label="Lightning's sweep (its EMA)")
+    same_lr: dict[float, list[str]] = {}  # readings that agree share one line and one legend entry
     for method in METHODS:
         lr = ours["suggestions"][method]
         if lr is not None:
+            same_lr.setdefault(lr, []).append(method)
+    for lr, methods in same_lr.items():
+        names = []
+        for method in methods:
             note = ""
             if method == DEFAULT:
                 note = f" (default; not applied, kept {INITIAL_LR:g})" if ours.get("kept") else " (default, applied)"
-            left.axvline(lr, color=colors[method], linestyle="-" if method == DEFAULT else ":", linewidth=1.6,
-                         label=f"{method}{note}: {lr:.2g}")
+            names.append(f"{method}{note}")
+        first = DEFAULT if DEFAULT in methods else methods[0]
+        left.axvline(lr, color=colors[first], linestyle="-" if DEFAULT in methods else ":", linewidth=1.6,
+                     label=f"{' = '.join(names)}: {lr:.2g}")
     if light["suggestion"] is not None:
         left.axvline(light["suggestion"], color=colors["lightning"], linestyle="-.", linewidth=1.4,
                      label=f"Lightning: {light['suggestion']:.2g}")
@@ -421,10 +428,14 @@ def plot(report: dict, path: Path, dataset: str = "MR", optimizer: str = "adam",
              **{m: f"ours: {m} (applied)" for m in METHODS}}
     right.plot(list(g["means"]), list(g["means"].values()), marker="o", color="tab:blue",
                label="grid (mean over seeds)")
+    points: dict[tuple[float, float], list[str]] = {}  # finders that landed on the same point share one marker
     for row in rows:
         if row["lr"] is not None and row["acc"] is not None:
-            right.scatter([row["lr"]], [row["acc"]], color=colors[row["method"]], zorder=3, s=40,
-                          marker="D" if row["method"] == "lightning" else "s", label=short.get(row["method"], row["method"]))
+            points.setdefault((row["lr"], row["acc"]), []).append(row["method"])
+    for (lr, acc), methods in points.items():
+        right.scatter([lr], [acc], color=colors[methods[0]], zorder=3, s=40,
+                      marker="D" if methods == ["lightning"] else "s",
+                      label=" = ".join(short.get(method, method) for method in methods))
     right.set_xscale("log")
     right.set_xlabel("learning rate (finders: median suggestion)")
     right.set_ylabel(f"val accuracy after {report['datasets'][dataset]['epochs']} epochs")

@@ -71,7 +71,6 @@ def main() -> None:
     for (name, runs), color in zip(curves.items(), ("tab:blue", "tab:gray")):
         for i, run in enumerate(runs):
             ax.plot(range(1, len(run) + 1), run, color=color, alpha=0.8, label=name if i == 0 else None)
-    ax.axhline(0.72, color="tab:red", linestyle=":", linewidth=1, label="0.72")
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy")
     ax.set_title("MR, LSTM: generated project, one line per seed")

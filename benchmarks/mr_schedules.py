@@ -91,11 +91,12 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from plots import curves as draw_curves
+
     fig, ax = plt.subplots(figsize=(7, 4))
-    for name, runs in curves.items():
-        epochs = range(1, args.epochs + 1)
-        mean = [statistics.mean(run[e - 1] for run in runs) for e in epochs]
-        ax.plot(list(epochs), mean, marker="o", markersize=3, label=name)
+    epochs = range(1, args.epochs + 1)
+    draw_curves(ax, {name: (epochs, [statistics.mean(run[e - 1] for run in runs) for e in epochs])
+                     for name, runs in curves.items()})
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"validation accuracy (mean of {args.seeds} seeds)")
     ax.set_title("MR, LSTM: LR strategies at the same budget")

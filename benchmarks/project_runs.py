@@ -33,9 +33,9 @@ def run_cli(project: Path, extra: list[str], seed: int, epochs: int, env: dict[s
     return time.perf_counter() - start
 
 
-def fit(project: Path, extra: list[str], seed: int, epochs: int) -> tuple[OfflineRun, float]:
+def fit(project: Path, extra: list[str], seed: int, epochs: int, env: dict[str, str] | None = None) -> tuple[OfflineRun, float]:
     """:func:`run_cli`, then the offline W&B run it wrote, read back; returns the run and seconds."""
     runs = project / "runs" / "wandb"
     before = set(runs.glob("offline-run-*"))
-    elapsed = run_cli(project, extra, seed, epochs)
+    elapsed = run_cli(project, extra, seed, epochs, env)
     return read_offline_run(next(iter(set(runs.glob("offline-run-*")) - before))), elapsed

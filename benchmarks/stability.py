@@ -138,7 +138,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--mr-epochs", type=int, default=4)
     parser.add_argument("--ucr-epochs", type=int, default=25)
+    parser.add_argument("--replot", action="store_true", help="only redraw stability.png from stability.json")
     args = parser.parse_args()
+    if args.replot:
+        plot(json.loads((RESULTS / "stability.json").read_text(encoding="utf-8"))["runs"])
+        return
     torch.set_num_threads(1)
     TextClassifier = text_classifier_class()
 
@@ -211,24 +215,32 @@ def main() -> None:
     (RESULTS / "stability.md").write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
 
+    plot(raw)
+
+
+def plot(raw: dict[str, dict[str, list[dict]]]) -> None:
+    """Mean validation accuracy per epoch, one panel per data set (from the runs, or stability.json)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from plots import curves, target_line
 
-    fig, axes = plt.subplots(1, len(plans), figsize=(12, 4.2))
-    for ax, (dataset, (_, epochs, _)) in zip(axes, plans.items()):
-        for variant, runs in raw[dataset].items():
+    fig, axes = plt.subplots(1, len(raw), figsize=(12, 4.6))
+    styles = {"vanilla": {"color": "black", "linewidth": 2, "linestyle": "--"},
+              "all together": {"color": "black", "linewidth": 2},
+              "recommended set": {"color": "tab:red", "linewidth": 2}}
+    for ax, (dataset, variants) in zip(axes, raw.items()):
+        series = {}
+        for variant, runs in variants.items():
             length = min(len(r["curve"]) for r in runs)
-            mean = [statistics.mean(r["curve"][i] for r in runs) for i in range(length)]
-            style = ({"color": "black", "linewidth": 2} if variant in ("vanilla", "all together")
-                     else {"color": "tab:red", "linewidth": 2} if variant == "recommended set" else {"alpha": 0.8})
-            ax.plot(range(1, length + 1), mean, label=variant, linestyle="--" if variant == "vanilla" else "-", **style)
-        ax.axhline(TARGETS[dataset], color="tab:red", linestyle=":", linewidth=1)
+            series[variant] = (range(1, length + 1), [statistics.mean(r["curve"][i] for r in runs) for i in range(length)])
+        curves(ax, series, styles)
+        target_line(ax, TARGETS[dataset], "target of the epochs-to-target column")
         ax.set_title(f"{dataset}: mean validation accuracy")
         ax.set_xlabel("epoch")
         ax.set_ylabel("validation accuracy")
-    axes[0].legend(fontsize=7)
+        ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(RESULTS / "stability.png", dpi=120)
 

@@ -1,5 +1,6 @@
 """Training tricks as Lightning callbacks (see TRICKS.md for the IDs cited in each class)."""
 
+from .best_metrics import BestMetrics
 from .clipping import AutoClip
 from .cyclic_lr import CyclicLR
 from .early_stopping import EarlyStopping
@@ -10,6 +11,7 @@ from .lr_finder import LRFinder, assess_curve, suggest_lr
 from .lr_scaling import LinearLRScaling
 from .max_norm import MaxNorm
 from .nan_guard import NaNGuard, NonFiniteError
+from .notices import notice
 from .optimizer_switch import OptimizerSwitch
 from .overfit import OverfitCheck
 from .plateau import HalveOnPlateau
@@ -20,6 +22,7 @@ from .word2vec_init import Word2VecInit
 
 __all__ = [
     "AutoClip",
+    "BestMetrics",
     "CASES",
     "CyclicLR",
     "EarlyStopping",
@@ -41,6 +44,7 @@ __all__ = [
     "assess_curve",
     "diagnose",
     "find_wandb_logger",
+    "notice",
     "read_offline_run",
     "run_directory",
     "suggest_lr",

@@ -20,8 +20,10 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Optional
 
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from typing_extensions import override
+
+from .notices import notice
 
 POLICIES = ("triangular", "triangular2", "exp_range", "one_cycle", "cosine_restarts")
 CYCLIC_MODES = ("triangular", "triangular2", "exp_range")
@@ -475,7 +477,8 @@ class CyclicLR(Callback):
     @override
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.lr_scheduler_configs:
-            rank_zero_warn(
+            notice(
+                __name__,
                 "CyclicLR sets the LR every step, but the module also configured an LR scheduler; the two fight. "
                 "Return only the optimizer from `configure_optimizers`."
             )
@@ -486,13 +489,14 @@ class CyclicLR(Callback):
                 f"CyclicLR: {s.policy}, LR {s.base_lr:.3g} to {s.max_lr:.3g} (max from {s.source})."
             )
         elif self.schedule.policy != self.policy:
-            rank_zero_warn(
+            notice(
+                __name__,
                 f"CyclicLR: the checkpoint holds a {self.schedule.policy} schedule; it is continued, not the "
                 f"configured {self.policy}."
             )
         ratios = self.schedule.ratios or []
         if [len(r) for r in ratios] != [len(opt.param_groups) for opt in trainer.optimizers]:
-            rank_zero_warn("CyclicLR: the optimizers' param groups changed since the schedule was resolved; "
+            notice(__name__, "CyclicLR: the optimizers' param groups changed since the schedule was resolved; "
                            "every group now gets group 0's LR.")
             self.schedule.ratios = [[1.0] * len(opt.param_groups) for opt in trainer.optimizers]
         self._momentum_keys = []

@@ -94,7 +94,14 @@ class EarlyStopping(LightningEarlyStopping):
 
     @override
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
-        if self.restore_best_weights and self.best_weights is not None:
+        if not self.restore_best_weights or self.best_weights is None:
+            return
+        weights = checkpoint.get("state_dict")
+        if self.best_step == trainer.global_step and isinstance(weights, dict) and weights.keys() == self.best_weights.keys():
+            # saved at the best step (the best checkpoint): the same tensors as the weights, which torch.save
+            # writes once, instead of a second copy of the model in every best checkpoint
+            checkpoint[self._checkpoint_key] = weights
+        else:
             checkpoint[self._checkpoint_key] = self.best_weights
 
     @override

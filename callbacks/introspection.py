@@ -224,9 +224,10 @@ class Introspection(Callback):
 
                     histogram = wandb.Histogram(np_histogram=(counts.tolist(), edges.tolist()))
                     payload[f"intro/hist/{kind}/{name}"] = histogram
-        folder.mkdir(parents=True, exist_ok=True)
-        with (folder / "introspection_histograms.jsonl").open("a", encoding="utf-8") as file:
-            file.write("".join(json.dumps(row) + "\n" for row in rows))
+        if not trainer.fast_dev_run:  # "nothing saved"
+            folder.mkdir(parents=True, exist_ok=True)
+            with (folder / "introspection_histograms.jsonl").open("a", encoding="utf-8") as file:
+                file.write("".join(json.dumps(row) + "\n" for row in rows))
         if logger is not None and payload:
             logger.experiment.log(payload, commit=False)
 

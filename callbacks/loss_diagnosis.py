@@ -18,10 +18,11 @@ from typing import Any, Optional
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info
 from typing_extensions import override
 
-from .wandb_io import find_wandb_logger, run_directory
+from .notices import notice
+from .wandb_io import find_wandb_logger, run_directory, write_report
 
 #: case -> (what the curves show, what to do). The first six are TRICKS T54's table.
 CASES: dict[str, tuple[str, str]] = {
@@ -228,7 +229,7 @@ class LossDiagnosis(Callback):
             if not self._warned:
                 self._warned = True
                 available = ", ".join(sorted(trainer.callback_metrics)) or "none"
-                rank_zero_warn(f"LossDiagnosis: the validation did not log `{self.val_loss}`, so the loss curves are "
+                notice(__name__, f"LossDiagnosis: the validation did not log `{self.val_loss}`, so the loss curves are "
                                f"not diagnosed. Available metrics: {available}.")
             return
         assert self._sum is not None
@@ -271,10 +272,9 @@ class LossDiagnosis(Callback):
             return
         verdict = self.case or "undecided"
         action = CASES[self.case][1] if self.case else f"fewer than {self.window} validations: no diagnosis"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "loss_diagnosis.json").write_text(
-            json.dumps({"verdict": verdict, "action": action, "train": self.train, "val": self.val,
-                        "changes": self.changes}, indent=1), encoding="utf-8")
+        write_report(trainer, folder, "loss_diagnosis.json", json.dumps(
+            {"verdict": verdict, "action": action, "train": self.train, "val": self.val, "changes": self.changes},
+            indent=1))
         logger = find_wandb_logger(trainer)
         if logger is not None:
             summary = logger.experiment.summary

@@ -16,8 +16,8 @@ the suggestion and its confidence reach the logger.
 from __future__ import annotations
 
 import copy
+import logging
 import math
-import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,12 +27,13 @@ from typing import Any, Iterator, Optional
 import torch
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torchmetrics import Metric
 from typing_extensions import override
 
 from .fit_start import FitStartStep
 from .lr_scaling import scale_learning_rates
+from .notices import notice
 from .wandb_io import find_wandb_logger, run_directory
 
 METHODS = ("robust", "steep", "valley", "min10")
@@ -261,8 +262,12 @@ def assess_curve(
 
 
 def plot_curve(lrs: Sequence[float], losses: Sequence[float], suggestions: dict[str, float], path: Path,
-               beta: float = 0.98) -> Path:
-    """Save the raw and smoothed curve with the suggestions marked as a PNG."""
+               beta: float = 0.98, flag: str = "") -> Path:
+    """Save the raw and smoothed curve with the suggestions marked as a PNG.
+
+    ``flag`` is the reason a reading is not confident (``assess_curve``); it goes into the title,
+    so a look at the plot tells a flagged reading from a clear one.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -280,11 +285,20 @@ def plot_curve(lrs: Sequence[float], losses: Sequence[float], suggestions: dict[
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("training loss")
+    if flag:
+        import textwrap
+
+        ax.set_title("\n".join(textwrap.wrap(f"not a confident reading: {flag}", 80)), fontsize=7, color="tab:red")
     ax.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    partial = path.with_name(f".{path.name}.tmp")
+    try:
+        fig.savefig(partial, dpi=110, format="png")
+        partial.replace(path)  # atomic: a full disk leaves no half-written plot
+    finally:
+        plt.close(fig)
+        partial.unlink(missing_ok=True)
     return path
 
 
@@ -299,6 +313,14 @@ def _no_logging(module: LightningModule) -> Iterator[None]:
         yield
     finally:
         del module.log, module.log_dict
+
+
+def _sweep_bar(trainer: Trainer, total: int) -> Any:
+    """A progress bar over the sweep's steps on rank zero, off when the trainer shows no progress bar."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="LR sweep", unit="step", leave=False,
+                disable=not trainer.is_global_zero or trainer.progress_bar_callback is None)
 
 
 def _loss_of(output: Any) -> Optional[torch.Tensor]:
@@ -446,7 +468,7 @@ class LRFinder(FitStartStep):
         if trainer.fast_dev_run or trainer.sanity_checking:
             return
         if len(trainer.optimizers) != 1:
-            rank_zero_warn(f"LRFinder supports one optimizer, found {len(trainer.optimizers)}; skipped.")
+            notice(__name__, f"LRFinder supports one optimizer, found {len(trainer.optimizers)}; skipped.")
             self.done.append(tag)
             return
         optimizer = trainer.optimizers[0]
@@ -468,20 +490,25 @@ class LRFinder(FitStartStep):
         suggestion, check = trainer.strategy.broadcast((suggestion, check), src=0)
         self.confident, self.reason, self.curve_suggestion = check.confident, check.reason, suggestion
         if suggestion is None:
-            rank_zero_warn(
+            notice(
+                __name__,
                 f"LRFinder: the loss diverged too early to read a learning rate ({check.reason}); "
                 f"keeping the configured lr={start_lrs[0]:g}. Lower min_lr (now {self.min_lr:g})."
             )
         elif not check.usable and self.unreliable == "keep":
-            rank_zero_warn(
+            notice(
+                __name__,
                 f"LRFinder: nothing to read in the curve ({check.reason}); its suggestion {suggestion:.3g} is not used, "
                 f"keeping the configured lr={start_lrs[0]:g} (unreliable='apply' would use it)."
             )
         else:
             self.suggestion = suggestion
             self._apply(trainer, pl_module, optimizer, suggestion, ratios)
-            if not check.confident:
-                rank_zero_warn(f"LRFinder: suggestion {suggestion:.3g} may be unreliable: {check.reason}.")
+            if check.confident:
+                notice(__name__, f"LRFinder: lr {suggestion:.3g} applied ({self.method} reading of {len(lrs)} steps).", logging.INFO)
+            else:  # an expected reading (e.g. a slow starter's flat-then-rising curve): said, not warned
+                notice(__name__, f"LRFinder: lr {suggestion:.3g} applied, not a confident reading ({check.reason}); "
+                       "see lr_finder.png.", logging.INFO)
         self.done.append(tag)
         self._report(trainer, tag, start_lrs[0])
 
@@ -494,9 +521,13 @@ class LRFinder(FitStartStep):
         train_batches = self._batches(trainer, "train")
         val_batches = list(self._take(self._batches(trainer, "val"), self.val_batches)) if self.val_batches else []
         smoothed_best, average = math.inf, 0.0
+        rank_zero_info(f"LRFinder: sweeping the LR from {self.min_lr:g} to {self.max_lr:g} over at most {len(plan)} "
+                       "training steps; the weights are restored afterwards.")
+        progress = _sweep_bar(trainer, len(plan))
         try:
             with _no_logging(pl_module):
                 for step, lr in enumerate(plan):
+                    progress.update(1)
                     pl_module.train()
                     for group, ratio in zip(optimizer.param_groups, ratios):
                         group["lr"] = lr * ratio
@@ -518,6 +549,7 @@ class LRFinder(FitStartStep):
                     if not math.isfinite(smoothed) or (step >= 5 and smoothed > self.divergence * smoothed_best):
                         break
         finally:
+            progress.close()
             pl_module.load_state_dict(snapshot[0])
             optimizer.load_state_dict(snapshot[1])
             _set_rng_states(snapshot[2])
@@ -580,9 +612,10 @@ class LRFinder(FitStartStep):
         suggestions = {self.method: self.curve_suggestion} if self.curve_suggestion else {}
         name = "lr_finder.png" if tag == "fit" else f"lr_finder_{tag.replace(' ', '_')}.png"
         try:
-            path = plot_curve(self.lrs, self.losses, suggestions, folder / name, self.beta)
+            path = plot_curve(self.lrs, self.losses, suggestions, folder / name, self.beta,
+                              "" if self.confident else self.reason)
         except ImportError:
-            warnings.warn("LRFinder: matplotlib is not installed, no plot saved (pip install matplotlib).", stacklevel=2)
+            notice(__name__, "LRFinder: matplotlib is not installed, no plot saved (pip install matplotlib).")
             path = None
         logger = find_wandb_logger(trainer)
         if logger is None:

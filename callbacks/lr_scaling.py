@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from typing_extensions import override
 
+from .notices import notice
 from .wandb_io import find_wandb_logger
 
 # where torch optimizers and schedulers (created in `configure_optimizers`) keep LRs: param-group keys, and
@@ -125,7 +126,7 @@ class LinearLRScaling(Callback):
             return
         finder = next((type(c).__name__ for c in trainer.callbacks if c is not self and hasattr(c, "suggestion")), None)
         if finder is not None:
-            rank_zero_warn(f"LinearLRScaling and the LR finder {finder} are both on: the finder already measures the "
+            notice(__name__, f"LinearLRScaling and the LR finder {finder} are both on: the finder already measures the "
                            "LR at this batch size, so the scaled LR may be overridden or scaled twice. Remove one.")
         effective = self._batch_size(trainer) * trainer.accumulate_grad_batches * trainer.world_size
         self.scale = linear_scale(effective, self.base_batch_size)

@@ -8,10 +8,10 @@ from typing import Any, Optional
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.utilities import rank_zero_warn
 from torch.optim import Optimizer
 from typing_extensions import override
 
+from .notices import notice
 from .wandb_io import find_wandb_logger, run_directory
 
 ADVICE = (
@@ -161,7 +161,7 @@ class NaNGuard(Callback):
             for key, value in self.finding.items():
                 summary[f"nan_guard/{key}"] = value
             logger.experiment.alert(title=f"NaN/Inf in {kind}"[:63], text=message, level="ERROR", wait_duration=1)
-        rank_zero_warn(message)
+        notice(__name__, message)
         raise NonFiniteError(message)
 
     @override

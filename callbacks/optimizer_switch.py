@@ -10,10 +10,11 @@ from typing import Any, Optional
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch.optim import Optimizer
 from typing_extensions import override
 
+from .notices import notice
 from .plateau import MODES, default_mode
 
 # keys of a param group that describe the group, not the optimizer: carried over to the new optimizer
@@ -204,7 +205,7 @@ class OptimizerSwitch(Callback):
         value = trainer.callback_metrics.get(self.monitor)
         if value is None:
             available = ", ".join(sorted(trainer.callback_metrics)) or "none"
-            rank_zero_warn(f"OptimizerSwitch: the validation did not log `{self.monitor}`. Available: {available}.")
+            notice(__name__, f"OptimizerSwitch: the validation did not log `{self.monitor}`. Available: {available}.")
             return
         value = float(trainer.strategy.reduce(torch.as_tensor(float(value), device=pl_module.device), reduce_op="mean"))
         sign = 1.0 if self.mode == "min" else -1.0
@@ -225,7 +226,7 @@ class OptimizerSwitch(Callback):
         fallback = self.sgd_lr_estimate
         if fallback is None:
             fallback = float(old.param_groups[0]["lr"])
-            rank_zero_warn("OptimizerSwitch: no SWATS estimate yet (no training step seen); SGD keeps Adam's LR.")
+            notice(__name__, "OptimizerSwitch: no SWATS estimate yet (no training step seen); SGD keeps Adam's LR.")
         scale = (1 - self.momentum) if self.target_class is torch.optim.SGD else 1.0
         return [scale * (fallback if e is None else e) for e in estimates]
 

@@ -17,10 +17,10 @@ from typing import Any, Optional
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Subset
 from typing_extensions import override
 
+from .notices import notice
 from .sanity import split_batch
 from .wandb_io import find_wandb_logger
 
@@ -29,6 +29,15 @@ ADVICE = (
     "belong to the inputs, that the loss and the output layer fit the task, that regularisation is off; "
     "then raise the LR, the model size or trainer.max_steps"
 )
+
+
+def loader_batch_size(loader: DataLoader) -> int:
+    """Examples per batch of ``loader``, also when a batch sampler (e.g. length bucketing) makes them."""
+    size = loader.batch_size or getattr(loader.batch_sampler, "batch_size", None)
+    if not size:
+        raise ValueError(f"OverfitCheck: cannot tell the batch size of the training loader ({type(loader.batch_sampler).__name__}); "
+                         "give its batch sampler a `batch_size` attribute.")
+    return int(size)
 
 
 class OverfitCheck(Callback):
@@ -89,6 +98,7 @@ class OverfitCheck(Callback):
         self.loss: Optional[float] = None
         self.acc: Optional[float] = None
         self.classes: set[int] = set()
+        self.examples = 0
         self.message = ""
         self._sum: Optional[torch.Tensor] = None
         self._count = 0
@@ -98,21 +108,26 @@ class OverfitCheck(Callback):
         self.passed, self.loss, self.acc, self.classes, self.message = None, None, None, set(), ""
         source = trainer.datamodule
         if stage != "fit" or source is None or not hasattr(source, "train_dataloader"):
-            rank_zero_warn("OverfitCheck: no data module, so the training batches are not fixed; set "
+            notice(__name__, "OverfitCheck: no data module, so the training batches are not fixed; set "
                            "trainer.overfit_batches to train on the first batches instead.")
             return
         original = source.train_dataloader
 
         def fixed_batches() -> DataLoader:
             loader = original()
-            dataset, size = loader.dataset, loader.batch_size or 1
+            dataset, size = loader.dataset, loader_batch_size(loader)
             generator = torch.Generator().manual_seed(self.seed)
             indices = torch.randperm(len(dataset), generator=generator)[: self.num_batches * size].tolist()
+            self.examples = len(indices)
             return DataLoader(Subset(dataset, indices), batch_size=size, shuffle=False,
                               collate_fn=loader.collate_fn, num_workers=loader.num_workers)
 
         source.train_dataloader = fixed_batches  # an instance attribute: the class's method is untouched
         self._patched = source
+        if trainer.max_epochs == -1 and trainer.max_steps > 0:
+            # the step budget decides; an epoch limit to match keeps the progress bar's "Epoch i/n" true
+            steps_per_epoch = max(1, self.num_batches // trainer.accumulate_grad_batches)
+            trainer.fit_loop.max_epochs = math.ceil(trainer.max_steps / steps_per_epoch)
 
     @override
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -170,7 +185,7 @@ class OverfitCheck(Callback):
         trainer.should_stop = True
         acc = "n/a" if self.acc is None else f"{self.acc:.3f}"
         loss = "n/a" if self.loss is None else f"{self.loss:.4g}"
-        where = f"on {trainer.num_training_batches} fixed batches after {trainer.global_step} steps"
+        where = f"on {trainer.num_training_batches} fixed batches ({self.examples} examples) after {trainer.global_step} steps"
         if passed:
             self.message = f"Overfit test PASS: loss {loss}, accuracy {acc} {where}."
         else:

@@ -7,9 +7,11 @@ from typing import Any, Optional
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 from typing_extensions import override
+
+from .notices import notice
 
 MODES = ("min", "max")
 THRESHOLD_MODES = ("rel", "abs")
@@ -137,7 +139,8 @@ class HalveOnPlateau(Callback):
             if not self._warned:
                 self._warned = True
                 available = ", ".join(sorted(trainer.callback_metrics)) or "none"
-                rank_zero_warn(
+                notice(
+                __name__,
                     f"HalveOnPlateau: the validation did not log `{self.monitor}`, so the LR is not adjusted. "
                     f"Available metrics: {available}."
                 )

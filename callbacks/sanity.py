@@ -17,11 +17,12 @@ from typing import Any, Optional
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info
 from typing_extensions import override
 
 from .fit_start import FitStartStep
-from .wandb_io import find_wandb_logger, run_directory
+from .notices import notice
+from .wandb_io import find_wandb_logger, run_directory, write_report
 
 LABEL_KEYS = ("labels", "label", "targets", "target", "y")
 STATUSES = ("ok", "warn", "fail")
@@ -348,9 +349,8 @@ class SanityChecks(FitStartStep):
             for f in self.findings:
                 table.add_row(f.check, f.trick, f"[{_STYLE[f.status]}]{f.status}[/]", f.detail)
             Console(soft_wrap=False).print(table)
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "sanity_checks.json").write_text(json.dumps([asdict(f) for f in self.findings], indent=1,
-                                                                  default=str), encoding="utf-8")
+            write_report(trainer, folder, "sanity_checks.json",
+                         json.dumps([asdict(f) for f in self.findings], indent=1, default=str))
             logger = find_wandb_logger(trainer)
             if logger is not None:
                 summary = logger.experiment.summary
@@ -363,7 +363,7 @@ class SanityChecks(FitStartStep):
         if self.strict and trainer.strategy.reduce_boolean_decision(bool(failures), all=False):
             raise RuntimeError(f"SanityChecks failed: {text or 'on another rank'}")
         if warnings_ or failures:
-            rank_zero_warn(f"SanityChecks: {len(failures)} failed, {len(warnings_)} warnings. {text}")
+            notice(__name__, f"SanityChecks: {len(failures)} failed, {len(warnings_)} warnings. {text}")
         else:
             rank_zero_info("SanityChecks: all checks passed.")
 

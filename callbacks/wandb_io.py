@@ -8,6 +8,7 @@ an offline run writes ``run-<id>.wandb``, a LevelDB-log framed stream of
 from __future__ import annotations
 
 import json
+import os
 import struct
 import time
 import zlib
@@ -42,6 +43,26 @@ def run_directory(trainer: Trainer) -> Path:
         version = logger.version if isinstance(logger.version, str) else f"version_{logger.version}"
         return Path(logger.save_dir or trainer.default_root_dir) / str(logger.name) / version
     return Path(trainer.log_dir or trainer.default_root_dir)
+
+
+def write_report(trainer: Trainer, folder: Path, name: str, text: str) -> Optional[Path]:
+    """Write a report into the run folder atomically: a temporary file, then a rename.
+
+    A full or read-only disk leaves no half-written report. Nothing is written under
+    ``fast_dev_run``, whose promise is "nothing saved" (its run folder would be the working
+    directory). Returns the path written, or ``None``.
+    """
+    if trainer.fast_dev_run:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    partial = folder / f".{name}.{os.getpid()}.tmp"
+    try:
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
 
 
 @dataclass

@@ -21,7 +21,7 @@ from torch.nn.utils import parametrize
 from typing_extensions import override
 
 from .fit_start import FitStartStep
-from .wandb_io import find_wandb_logger, run_directory
+from .wandb_io import find_wandb_logger, run_directory, write_report
 
 SCHEMES = (
     "keep", "uniform", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "lecun_normal",
@@ -242,8 +242,7 @@ class WeightInit(FitStartStep):
         folder = run_directory(trainer)  # on every rank: it may broadcast
         if not trainer.is_global_zero:
             return
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "weight_init.json").write_text(json.dumps(self.applied, indent=1), encoding="utf-8")
+        write_report(trainer, folder, "weight_init.json", json.dumps(self.applied, indent=1))
         logger = find_wandb_logger(trainer)
         if logger is None:
             return

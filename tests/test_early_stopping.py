@@ -93,6 +93,24 @@ def test_resume_keeps_the_best_weights_and_ends_like_the_uninterrupted_run(tmp_p
         torch.testing.assert_close(model.state_dict()[key], value)
 
 
+def test_a_checkpoint_of_the_best_step_holds_the_weights_once(tmp_path):
+    stop = EarlyStopping(monitor="val/loss", patience=100)
+    best = ModelCheckpoint(dirpath=tmp_path, monitor="val/loss", save_top_k=1, filename="best")
+    snapshots = Snapshots()
+    fit([snapshots, stop, best], epochs=4, lr=0.05)
+    saved = torch.load(tmp_path / "best.ckpt", weights_only=True)
+    kept, weights = saved[f"{stop.state_key}/best_weights"], saved["state_dict"]
+    assert kept.keys() == weights.keys()
+    for key in weights:  # one storage for both: the file holds the model once
+        assert kept[key].untyped_storage().data_ptr() == weights[key].untyped_storage().data_ptr(), key
+    assert_weights_equal(kept, snapshots.weights[best_epoch(snapshots.values)])
+
+
+def assert_weights_equal(weights, expected):
+    for key, value in weights.items():
+        assert torch.equal(value, expected[key]), key
+
+
 def test_state_dict_adds_plain_values_and_loads_old_checkpoints():
     stop = EarlyStopping(monitor="val/acc", mode="max")
     state = stop.state_dict()

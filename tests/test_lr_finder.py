@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import glob
+import logging
 import math
 import random
 
@@ -181,10 +182,10 @@ def test_param_group_ratios_are_kept(tiny_model_class):
     assert after.lrs == pytest.approx([finder.suggestion, finder.suggestion / 10])
 
 
-def test_immediate_divergence_keeps_the_configured_lr_with_a_warning(tiny_model_class):
+def test_immediate_divergence_keeps_the_configured_lr_with_a_warning(tiny_model_class, notices):
     finder = LRFinder(min_lr=1e4, max_lr=1e8, num_steps=20)
-    with pytest.warns(UserWarning, match=r"diverged too early to read a learning rate .*keeping the configured lr=0.01"):
-        trainer, model = run(tiny_model_class, finder, optimizer="sgd", max_steps=1)
+    trainer, model = run(tiny_model_class, finder, optimizer="sgd", max_steps=1)
+    assert len(notices(r"diverged too early to read a learning rate .*keeping the configured lr=0.01")) == 1
     assert finder.suggestion is None and not finder.confident
     assert model.lr == 0.01 and trainer.optimizers[0].param_groups[0]["lr"] == 0.01
 
@@ -315,17 +316,17 @@ def test_finder_then_cyclic_schedule_resume_mid_epoch_on_the_same_trajectory(tmp
     assert {**first.lrs, **second.lrs} == full.lrs
 
 
-def test_a_flat_curve_keeps_the_configured_lr_unless_told_otherwise(tiny_model_class):
+def test_a_flat_curve_keeps_the_configured_lr_unless_told_otherwise(tiny_model_class, notices):
     # SGD at LRs far too small to learn anything: the curve is flat
     finder = LRFinder(min_lr=1e-8, max_lr=1e-6)
-    with pytest.warns(UserWarning, match=r"nothing to read in the curve \(flat: .*\); its suggestion .* is not used, keeping the configured lr=0.01"):
-        trainer, model = run(tiny_model_class, finder, optimizer="sgd", max_steps=1)
+    trainer, model = run(tiny_model_class, finder, optimizer="sgd", max_steps=1)
+    assert notices(r"nothing to read in the curve \(flat: .*\); its suggestion .* is not used, keeping the configured lr=0.01")
     assert not finder.confident and finder.curve_suggestion is not None and finder.suggestion is None
     assert model.lr == 0.01 and trainer.optimizers[0].param_groups[0]["lr"] == 0.01
 
     finder = LRFinder(min_lr=1e-8, max_lr=1e-6, unreliable="apply")
-    with pytest.warns(UserWarning, match="may be unreliable: flat"):
-        trainer, model = run(tiny_model_class, finder, optimizer="sgd", max_steps=1)
+    trainer, model = run(tiny_model_class, finder, optimizer="sgd", max_steps=1)
+    assert notices(r"LRFinder: lr \S+ applied, not a confident reading \(flat", level=logging.INFO)
     assert trainer.optimizers[0].param_groups[0]["lr"] == finder.suggestion == finder.curve_suggestion
 
 

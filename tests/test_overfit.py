@@ -54,9 +54,10 @@ class Recorder(Callback):
         self.batches.setdefault(trainer.current_epoch, []).append(batch)
 
 
-def fit(check, *, lr=0.05, max_steps=200, data_class=TextClassificationDataModule, logger=False, callbacks=()):
+def fit(check, *, lr=0.05, max_steps=200, data_class=TextClassificationDataModule, logger=False, callbacks=(),
+        bucketing=False):
     torch.manual_seed(0)
-    data = data_class(limit=600, batch_size=32)
+    data = data_class(limit=600, batch_size=32, bucketing=bucketing)
     trainer = Trainer(max_epochs=-1, max_steps=max_steps, limit_val_batches=0, callbacks=[check, *callbacks],
                       logger=logger, log_every_n_steps=1, enable_progress_bar=False, enable_model_summary=False,
                       enable_checkpointing=False)
@@ -84,6 +85,19 @@ def test_memorises_four_fixed_mixed_batches_and_passes(offline_wandb, capsys):
     run = read_offline_run(next((offline_wandb / "wandb").glob("offline-run-*")))
     assert run.summary["overfit/passed"] is True and run.summary["overfit/steps"] == trainer.global_step
     assert run.summary["overfit/classes"] == 2 and run.summary["overfit/message"].startswith("Overfit test PASS")
+
+
+@pytest.mark.parametrize("bucketing", [False, True])
+def test_trains_on_the_examples_it_promises_with_or_without_bucketing(bucketing):
+    # length bucketing gives the loader a batch sampler and no batch_size: still k batches of batch_size examples
+    check, recorder = OverfitCheck(num_batches=4), Recorder()
+    trainer, _ = fit(check, callbacks=[recorder], bucketing=bucketing)
+    first = recorder.batches[0]
+    assert [len(b["labels"]) for b in first] == [32, 32, 32, 32] and check.examples == 128
+    rows = {tuple(row.tolist()) for b in first for row in b["tokens"]}
+    assert len(rows) > 120  # 128 examples (a few short texts may coincide), not 4 examples of one each
+    assert trainer.max_epochs == 50  # ceil(max_steps 200 / 4 batches): the progress bar shows "Epoch i/49"
+    assert "(128 examples)" in check.message
 
 
 def test_fails_when_the_budget_runs_out(capsys):

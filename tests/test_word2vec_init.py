@@ -4,7 +4,9 @@ skipped on resume, coverage in the W&B run, and a clear message for every bad in
 from __future__ import annotations
 
 import glob
+import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +22,12 @@ from callbacks.word2vec_init import Word2VecInit, align_vectors, coverage
 from datamodules import TextClassificationDataModule, Vocabulary
 
 gensim_models = pytest.importorskip("gensim.models")
+
+
+def trained_vectors(run: Path):
+    """The vectors a run trained, read from the cache file its ``word2vec.json`` names."""
+    report = json.loads((run / "word2vec.json").read_text())
+    return gensim_models.KeyedVectors.load_word2vec_format(report["cache_file"], binary=True)
 
 
 class Snapshots(Callback):
@@ -107,28 +115,35 @@ def test_no_validation_or_test_token_reaches_word2vec(tmp_path, tiny_model_class
     seen = {name: {t for e in splits[name] for t in data._tokens(e.text)} for name in ("train", "val", "test")}
     held_out_only = (seen["val"] | seen["test"]) - seen["train"]
     assert len(held_out_only) > 100  # the check below has teeth
-    trainer, _, _ = fit(tiny_model_class, w2v(tmp_path), data=data, root=tmp_path / "run")
-    trained = gensim_models.KeyedVectors.load_word2vec_format(str(tmp_path / "run" / "word2vec.bin"), binary=True)
-    learnt = set(trained.key_to_index)
+    trainer, _, _ = fit(tiny_model_class, w2v(tmp_path, vocabulary_only=False), data=data, root=tmp_path / "run")
+    learnt = set(trained_vectors(tmp_path / "run").key_to_index)
     assert not learnt & held_out_only
     assert seen["train"] <= learnt  # min_count=1: every training word was learnt
     assert "qqunlabelledonly" in learnt  # the unlabelled corpus was used
+    assert not list((tmp_path / "run").glob("*.bin"))  # no copy of the cached vectors in the run folder
+
+
+def test_vocabulary_only_learns_the_classifiers_words_from_the_whole_corpus(tmp_path, tiny_model_class):
+    unlabelled = tmp_path / "extra.txt"
+    unlabelled.write_text("qqunlabelledonly film qqother\n" * 3, encoding="utf-8")
+    data = TextClassificationDataModule(limit=600, batch_size=32, unlabelled=str(unlabelled))
+    fit(tiny_model_class, w2v(tmp_path), data=data, root=tmp_path / "run")
+    learnt = set(trained_vectors(tmp_path / "run").key_to_index)
+    assert learnt == set(data.vocab.itos) - {"<pad>", "<unk>"}  # min_count=1: each vocabulary word, nothing else
+    report = json.loads((tmp_path / "run" / "word2vec.json").read_text())
+    assert report["corpus"] == f"the training split (378 texts) + {unlabelled} (3 unlabelled texts)"
 
 
 def test_trained_vectors_are_cached_and_reused(tmp_path, tiny_model_class):
-    first = w2v(tmp_path)
-    _, model_a, _ = fit(tiny_model_class, first, root=tmp_path / "a")
-    second = w2v(tmp_path)
-    snapshots = Snapshots()
-    _, _, _ = fit(tiny_model_class, second, root=tmp_path / "b", callbacks=[snapshots])
-    import json
-
+    runs = [Snapshots(), Snapshots()]
+    fit(tiny_model_class, w2v(tmp_path), root=tmp_path / "a", callbacks=[runs[0]])
+    fit(tiny_model_class, w2v(tmp_path), root=tmp_path / "b", callbacks=[runs[1]])
     report_a = json.loads((tmp_path / "a" / "word2vec.json").read_text())
     report_b = json.loads((tmp_path / "b" / "word2vec.json").read_text())
     assert report_a["cached"] is False and report_b["cached"] is True
-    assert report_a["cache_key"] == report_b["cache_key"]
-    assert len(list((tmp_path / "cache").glob("*.bin"))) == 1
-    assert (tmp_path / "a" / "word2vec.bin").read_bytes() == (tmp_path / "b" / "word2vec.bin").read_bytes()
+    assert report_a["cache_key"] == report_b["cache_key"] and report_a["cache_file"] == report_b["cache_file"]
+    assert list((tmp_path / "cache").glob("*")) == [Path(report_a["cache_file"])]  # no temporary file left
+    assert torch.equal(runs[0].at_train_start, runs[1].at_train_start)  # the same vectors, from the cache
     # a different parameter is a different cache entry
     fit(tiny_model_class, w2v(tmp_path, window=2), root=tmp_path / "c")
     assert len(list((tmp_path / "cache").glob("*.bin"))) == 2
@@ -252,14 +267,14 @@ def test_wrong_dimension_says_which_embedding_dim_to_set(tmp_path, tiny_model_cl
         fit(tiny_model_class, Word2VecInit(vectors=str(path)), root=tmp_path)
 
 
-def test_zero_coverage_stops_unless_random_init_is_allowed(tmp_path, tiny_model_class):
+def test_zero_coverage_stops_unless_random_init_is_allowed(tmp_path, tiny_model_class, notices):
     path = write_vectors(tmp_path / "other.txt", ["zzqx", "qqzx"], 16)
     with pytest.raises(ValueError, match=r"Word2VecInit: none of the \d+ vocabulary words has a vector in .*other\.txt.*"
                                          r"set allow_random: true"):
         fit(tiny_model_class, Word2VecInit(vectors=str(path)), root=tmp_path)
     allowed = Word2VecInit(vectors=str(path), allow_random=True)
-    with pytest.warns(UserWarning, match="only 0.0% of the vocabulary has a vector"):
-        fit(tiny_model_class, allowed, root=tmp_path)
+    fit(tiny_model_class, allowed, root=tmp_path)
+    assert notices("only 0.0% of the vocabulary has a vector")
     assert allowed.coverage["found"] == 0
 
 

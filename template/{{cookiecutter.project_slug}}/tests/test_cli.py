@@ -94,12 +94,29 @@ def test_fit_writes_run_directory_and_offline_wandb_run(workspace, capfd):
     assert applied == pytest.approx(expected)
     assert run.metric("lr-Adam")[0] == pytest.approx(applied)
 
-    err = capfd.readouterr().err
+    # the summary holds the best epoch's metrics (the best checkpoint's), the last epoch's under final/
+    best_epoch = max(range(len(accuracies)), key=accuracies.__getitem__)
+    assert run.summary["val/acc"] == pytest.approx(accuracies[best_epoch])
+    assert run.summary["best/epoch"] == best_epoch
+    assert run.summary["final/val/acc"] == pytest.approx(accuracies[-1])
+    assert json.loads((run_dir / "best_metrics.json").read_text())["best/epoch"] == best_epoch
+    # test_after_fit: the best checkpoint on the test split, in W&B and on the screen
+    assert 0.0 <= run.summary["test/acc"] <= 1.0 and len(run.metric("test/acc")) == 1
+
+    captured = capfd.readouterr()
+    out, err = captured.out, captured.err
+    assert re.search(r"best val/acc: 0\.\d{4}   test/acc: 0\.\d{4}", out), out[-2000:]
+    assert f"run folder:  runs/{workspace.project}/{run_id}" in out
+    assert "next:" in out and "predict --ckpt_path" in out and "--data.data_path your.csv" in out
     assert "not logged in" in err
-    synced = re.findall(r"wandb sync (\S+)", err)
-    assert synced, f"no `wandb sync <dir>` command in stderr:\n{err[-2000:]}"
+    synced = re.findall(r"wandb sync (\S+)", out + err)
+    assert synced, f"no `wandb sync <dir>` command in the output:\n{out[-2000:]}"
+    assert "wandb login, then wandb sync" in out
     assert Path(synced[-1]).is_dir()
     assert Path(synced[-1]).resolve() == workspace.wandb_dir(run_id).resolve()
+    # a quiet screen: no Lightning tips, no FLOPs that were never counted, no Python warnings
+    for noise in ("💡", "Total FLOPs", "UserWarning", "No seed found", "tensorboardX", "Please add the following"):
+        assert noise not in out + err, noise
 
 
 def test_second_fit_in_same_folder_gets_its_own_run_directory(workspace):
@@ -131,6 +148,8 @@ def test_predict_from_checkpoint_alone(workspace, tmp_path, monkeypatch):
     )
 
     (path,) = sorted(elsewhere.rglob("predictions.jsonl"))
+    assert path.parent.parent == elsewhere / "runs" / workspace.project  # a run folder, even without --config
+    assert not (elsewhere / "lightning_logs").exists()
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     assert [row["text"] for row in rows] == ["a gripping film", "dull and lifeless"]
     for row in rows:
@@ -198,6 +217,27 @@ def test_debug_preset_runs(workspace):
     workspace.main("fit", "--config", workspace.default_config, "--config", workspace.presets / "debug.yaml")
     assert not workspace.run_dirs(), "fast_dev_run writes no run directory"
     assert not list(workspace.root.glob("runs/wandb/*run-*")), "fast_dev_run logs nothing to W&B"
+    written = sorted(p.name for p in workspace.root.iterdir())
+    assert written == ["home"], f"the debug preset wrote into the project folder: {written}"  # home/: the vector cache
+
+
+def test_own_data_trains_word_vectors_on_its_own_text_only(workspace, capfd):
+    """``data.unlabelled: auto`` adds no movie reviews to a user's own data, and says so."""
+    topics = {"weather": ["rain", "sunny", "storm", "cloudy", "wind", "snow"],
+              "sport": ["goal", "match", "team", "score", "league", "coach"]}
+    rows = ["text,label"]
+    for i in range(200):
+        label = "weather" if i % 2 else "sport"
+        words = topics[label]
+        rows.append(f"today the {words[i % 6]} and the {words[(i // 6) % 6]} were {['great', 'bad'][i % 3 == 0]},{label}")
+    Path("own.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    workspace.main("fit", "--config", workspace.default_config, "--data.data_path", "own.csv",
+                   "--trainer.max_epochs", "2")
+    _, run_dir = only(workspace.run_dirs())
+    report = json.loads((run_dir / "word2vec.json").read_text())
+    assert report["corpus"] == "the training split (126 texts)"  # no IMDB reviews
+    assert report["unlabelled_reason"].startswith("unlabelled: auto -> none for your own data")
+    assert "unlabelled corpus" not in capfd.readouterr().err
 
 
 def test_debug_preset_saves_no_checkpoint(workspace):

@@ -3,14 +3,19 @@
 A LightningCLI that links the data module's facts (vocabulary size, number of classes,
 padding index) to the model, writes the resolved ``config.yaml`` into the run directory
 (next to ``checkpoints/``) and sends it to W&B, checks that every callback follows the
-one monitor metric (T57), turns ``predict`` output into a table, and exits with status 1
-when the overfit test (``configs/presets/overfit.yaml``, T51) fails.
+one monitor metric (T57), tests the best checkpoint after ``fit`` (``test_after_fit``), puts
+the best epoch's metrics into the run summary, turns ``predict`` output into a table, and exits
+with status 1 when the overfit test (``configs/presets/overfit.yaml``, T51) fails. Every command,
+``predict`` included, writes into its own run folder under ``runs/``. The screen shows the
+project's own notices, one line each, and none of Lightning's tips.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any, Optional
@@ -18,8 +23,11 @@ from typing import Any, Optional
 import torch
 import yaml
 from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import RichModelSummary
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.utilities.model_summary.model_summary import get_formatted_model_size, get_human_readable_count
 
+from .callbacks.best_metrics import BestMetrics
 from .callbacks.overfit import OverfitCheck
 from .callbacks.wandb_io import run_directory
 from .datamodules import TextClassificationDataModule as DataModule
@@ -55,17 +63,54 @@ class SaveRunConfig(SaveConfigCallback):
             logger.log_hyperparams(config)
 
 
+class ModelSummary(RichModelSummary):
+    """Lightning's rich model summary, without FLOPs when Lightning could not count them.
+
+    A text model has no example input of fixed shape, so Lightning's summary shows a column of
+    zeros and "Total FLOPs: 0", a number that only misleads.
+    """
+
+    @staticmethod
+    def summarize(summary_data: list[tuple[str, list[str]]], total_parameters: int, trainable_parameters: int,
+                  model_size: float, total_training_modes: dict[str, int], total_flops: int, **kwargs: Any) -> None:
+        if total_flops:
+            return RichModelSummary.summarize(summary_data, total_parameters, trainable_parameters, model_size,
+                                              total_training_modes, total_flops, **kwargs)
+        from rich import get_console
+        from rich.table import Table
+
+        columns = [(name, values) for name, values in summary_data if name != "FLOPs"]
+        table = Table(header_style="bold magenta")
+        for name, _ in columns:
+            table.add_column(name, justify="right" if name == "Params" else "left", style="dim" if name == " " else None)
+        for row in zip(*(values for _, values in columns)):
+            table.add_row(*row)
+        console = get_console()
+        console.print(table)
+        console.print(f"Params: {get_human_readable_count(trainable_parameters)} trainable, "
+                      f"{get_human_readable_count(total_parameters - trainable_parameters)} non-trainable, "
+                      f"{get_formatted_model_size(model_size)} MB")
+        return None
+
+
 class ProjectCLI(LightningCLI):
     """LightningCLI for this project's model and data module."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("save_config_callback", SaveRunConfig)
         kwargs.setdefault("auto_configure_optimizers", False)  # the model owns its optimizer and `lr`
+        kwargs.setdefault("seed_everything_default", 42)  # no "No seed found" when a config sets none
+        # every command logs into a run folder under runs/, even without --config (predict)
+        kwargs.setdefault("trainer_defaults", {"logger": DEFAULT_LOGGER, "callbacks": [BestMetrics(), ModelSummary()]})
         super().__init__(Model, DataModule, *args, **kwargs)
 
     def add_arguments_to_parser(self, parser: Any) -> None:
         for name in ("vocab_size", "num_classes", "pad_index"):
             parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
+        parser.add_argument(
+            "--test_after_fit", type=bool, default=False,
+            help="fit: evaluate the best checkpoint on the test split when training ends (default.yaml: true)",
+        )
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -79,24 +124,40 @@ class ProjectCLI(LightningCLI):
             return
         check_monitors(self.model.monitor, self.trainer.callbacks)
 
+    def _weights_only(self) -> None:
+        # validate/test/predict load only the weights and the data module's state from --ckpt_path; Lightning
+        # still asks for the training callbacks whose state the checkpoint holds, which these commands never need
+        warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`")
+
+    before_validate = before_test = before_predict = _weights_only
+
     def before_fit(self) -> None:
         if self.trainer.fast_dev_run:  # Lightning still writes last.ckpt on train end under fast_dev_run
             for callback in self.trainer.checkpoint_callbacks:
                 callback.save_last = False
 
-    def _finish_loggers(self) -> None:
+    def _finish_loggers(self, quiet: bool = False) -> None:
         for logger in self.trainer.loggers:
             if isinstance(logger, WandbLogger):
-                logger.finish()
+                logger.finish(quiet=quiet)
 
     def after_fit(self) -> None:
+        overfit = [cb for cb in self.trainer.callbacks if isinstance(cb, OverfitCheck)]
         best = self.trainer.checkpoint_callback
-        if best is not None and getattr(best, "best_model_path", ""):
-            score = best.best_model_score
-            shown = f"{float(score):.4f}" if score is not None else "n/a"
-            print(f"best {best.monitor}: {shown}  checkpoint: {Path(best.best_model_path).resolve()}", flush=True)
-        self._finish_loggers()
-        if any(isinstance(cb, OverfitCheck) and cb.passed is False for cb in self.trainer.callbacks):
+        best_path = getattr(best, "best_model_path", "") if best is not None else ""
+        tested: dict[str, float] = {}
+        if self.config.fit.get("test_after_fit") and best_path and not overfit and not self.trainer.interrupted:
+            results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best_path, verbose=False)
+            tested = {key: float(value) for key, value in (results[0] if results else {}).items()}
+        run_dir = run_directory(self.trainer)  # on every rank: it may broadcast
+        if best_path:  # the W&B lines go into the closing summary
+            finish = [logger.finish_lines() for logger in self.trainer.loggers if isinstance(logger, WandbLogger)]
+            self._finish_loggers(quiet=True)
+            if self.trainer.is_global_zero:
+                print(end_of_fit(best, best_path, tested, run_dir, finish[0] if finish else []), flush=True)
+        else:
+            self._finish_loggers()
+        if any(cb.passed is False for cb in overfit):
             raise SystemExit(1)  # T51: the overfit preset failed (the reason is printed above)
 
     def after_validate(self) -> None:
@@ -123,6 +184,41 @@ class ProjectCLI(LightningCLI):
                         data=[[r["text"], r["label"], r["probability"]] for r in rows],
                     )
         self._finish_loggers()
+
+
+DEFAULT_LOGGER = {
+    "class_path": "{{ cookiecutter.package_name }}.wandb_logger.WandbLogger",
+    "init_args": {"project": {{ cookiecutter.wandb_project | tojson }}, "save_dir": "runs"},
+}
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it lies inside it, else absolute."""
+    path = path.resolve()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def end_of_fit(best: Any, best_path: str, tested: dict[str, float], run_dir: Path, wandb_lines: list[str]) -> str:
+    """What a finished ``fit`` prints: the result, where everything is, and the next three commands."""
+    score = best.best_model_score
+    result = f"best {best.monitor}: {float(score):.4f}" if score is not None else f"best {best.monitor}: n/a"
+    if tested:
+        result += "   " + "   ".join(f"{key}: {value:.4f}" for key, value in sorted(tested.items()) if key.endswith(("acc", "f1")))
+        result += "   (best checkpoint on the test split)"
+    ckpt = _shown(Path(best_path))
+    lines = ["", result, f"run folder:  {_shown(run_dir)}  (config.yaml, checkpoints/, lr_finder.png, reports)",
+             f"checkpoint:  {ckpt}", *wandb_lines, "next:"]
+    if sys.prefix != sys.base_prefix:  # running in a virtual environment: say how to enter it
+        lines.append(f"  source {_shown(Path(sys.prefix) / 'bin' / 'activate')}")
+    lines += [
+        f"  {{ cookiecutter.package_name }} predict --ckpt_path '{ckpt}' --data.predict_texts '[\"a gripping film\", \"dull\"]'",
+        "  {{ cookiecutter.package_name }} fit --config configs/default.yaml --data.data_path your.csv "
+        "--data.text_column text --data.label_column label",
+    ]
+    return "\n".join(lines)
 
 
 def check_monitors(monitor: str, callbacks: list[Any]) -> None:
@@ -170,10 +266,38 @@ def show_predictions(rows: list[dict[str, Any]], path: Path, limit: int = 20) ->
     Console().print(table)
 
 
-def main(args: Any = None) -> None:
-    """Entry point of ``python -m {{ cookiecutter.package_name }}`` and the console script."""
+class _Notice(logging.Formatter):
+    """The project's notices, one line each: ``warning: `` before warnings, nothing before the rest."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        return f"{record.levelname.lower()}: {message}" if record.levelno >= logging.WARNING else message
+
+
+def _no_tips(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("💡 Tip")  # Lightning's adverts for its cloud products
+
+
+def quiet_screen() -> None:
+    """Print this package's notices through ``logging`` and silence Lightning's tips and W&B's banner."""
     os.environ.setdefault("WANDB_SILENT", "true")
+    package = logging.getLogger(__package__)
+    if not package.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(_Notice())
+        package.addHandler(handler)
+        package.setLevel(logging.INFO)
+        package.propagate = False
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logger = logging.getLogger(name)
+        if _no_tips not in logger.filters:
+            logger.addFilter(_no_tips)
     # a deprecation inside Lightning 2.6.6 itself, printed on every run; nothing a user can act on
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+
+def main(args: Any = None) -> None:
+    """Entry point of ``python -m {{ cookiecutter.package_name }}`` and the console script."""
+    quiet_screen()
     description = {{ cookiecutter.description | tojson }} + ". Subcommands: fit, validate, test, predict."
     ProjectCLI(args=args, parser_kwargs={"prog": "{{ cookiecutter.package_name }}", "description": description})

@@ -4,7 +4,8 @@
   goes offline by itself and says so.
 - Logged in but the server does not answer within ``init_timeout`` seconds: it warns and
   goes offline instead of failing.
-- Offline runs end with the exact ``wandb sync`` command that uploads them later.
+- Offline runs end with the exact commands that upload them later (``wandb login``, then
+  ``wandb sync <run folder>``).
 """
 
 from __future__ import annotations
@@ -98,15 +99,30 @@ class WandbLogger(_LightningWandbLogger):
         experiment = self.experiment
         return Path(experiment.dir).resolve().parent if getattr(experiment, "dir", None) else None
 
+    def finish_lines(self) -> list[str]:
+        """Where the run is and, for an offline run, the two commands that upload it."""
+        if self._experiment is None:
+            return []
+        run_dir, url = self.run_dir, getattr(self._experiment, "url", None)
+        if self._experiment.settings.mode in ("offline", "dryrun") and run_dir is not None:
+            shown = _relative(run_dir)
+            return [f"W&B run:     offline, in {shown}", f"  to upload it: wandb login, then wandb sync {shown}"]
+        return [f"W&B run:     {url}"] if url else []
+
     @rank_zero_only
-    def finish(self) -> None:
-        """Close the W&B run; for an offline run print the command that uploads it."""
+    def finish(self, quiet: bool = False) -> None:
+        """Close the W&B run; unless ``quiet``, print where it is (and how to upload an offline run)."""
         if self._experiment is None:
             return
-        offline = self._experiment.settings.mode in ("offline", "dryrun")
-        run_dir, url = self.run_dir, getattr(self._experiment, "url", None)
+        lines = self.finish_lines()
         self._experiment.finish()
-        if offline and run_dir is not None:
-            _say(f"offline run saved in {run_dir}. Upload it with:\n    wandb sync {run_dir}")
-        elif url:
-            _say(f"run: {url}")
+        if not quiet:
+            for line in lines:
+                _say(line)
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
