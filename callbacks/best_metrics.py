@@ -2,9 +2,9 @@
 
 Loggers keep the *last* value of every metric as the run's summary, so a W&B run that early
 stopping ended three epochs after its best shows worse numbers than the checkpoint it kept.
-``BestMetrics`` follows the monitored ``ModelCheckpoint``: at the end of each epoch in which it
-saved a new best, it notes the epoch's metrics; when fitting ends it puts them into the W&B
-summary under their own names (``val/acc`` is the best epoch's), the last epoch's values under
+``BestMetrics`` notes every epoch's metrics; when fitting ends it finds the epoch of the
+monitored ``ModelCheckpoint``'s best score and puts that epoch's metrics into the W&B summary
+under their own names (``val/acc`` is the best epoch's), the last epoch's values under
 ``final/…``, and writes both to ``best_metrics.json`` in the run directory.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -47,11 +47,28 @@ def _scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+def best_entry(history: Sequence[tuple[int, Mapping[str, float]]], monitor: str,
+               score: float) -> Optional[tuple[int, Mapping[str, float]]]:
+    """The first ``(epoch, metrics)`` of ``history`` whose ``monitor`` value is ``score`` (the checkpoint's best).
+
+    Example:
+        >>> best_entry([(0, {"val/acc": 0.7}), (1, {"val/acc": 0.8}), (2, {"val/acc": 0.75})], "val/acc", 0.8)
+        (1, {'val/acc': 0.8})
+    """
+    for epoch, metrics in history:
+        value = metrics.get(monitor)
+        if value is not None and math.isclose(value, score, rel_tol=1e-6, abs_tol=1e-9):
+            return epoch, metrics
+    return None
+
+
 class BestMetrics(Callback):
     """Put the metrics of the best checkpoint's epoch into the run summary (W&B and ``best_metrics.json``).
 
-    Follows ``trainer.checkpoint_callback`` (the first ``ModelCheckpoint``) and its ``monitor``;
-    without a monitored checkpoint it does nothing. The generated CLI adds it to every run.
+    Keeps every epoch's metrics (at the end of each training epoch, validation included) and, when
+    fitting ends, picks the epoch whose monitored value is the ``best_model_score`` of
+    ``trainer.checkpoint_callback`` (the first ``ModelCheckpoint``). Without a monitored checkpoint
+    it does nothing. The generated CLI adds it to every run.
 
     Example::
 
@@ -61,22 +78,22 @@ class BestMetrics(Callback):
     """
 
     def __init__(self) -> None:
+        self.history: list[tuple[int, dict[str, float]]] = []
         self.best: dict[str, float] = {}
         self.best_epoch: Optional[int] = None
-        self._best_path = ""
 
     @override
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        checkpoint = trainer.checkpoint_callback
-        path = getattr(checkpoint, "best_model_path", "") if getattr(checkpoint, "monitor", None) else ""
-        if path and path != self._best_path:  # the validation of this epoch saved a new best
-            self._best_path = path
-            self.best, self.best_epoch = _scalars(trainer.callback_metrics), trainer.current_epoch
+        self.history.append((trainer.current_epoch, _scalars(trainer.callback_metrics)))
 
     @override
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if not self.best or trainer.sanity_checking:
+        checkpoint = trainer.checkpoint_callback
+        monitor, score = getattr(checkpoint, "monitor", None), getattr(checkpoint, "best_model_score", None)
+        found = best_entry(self.history, monitor, float(score)) if monitor and score is not None else None
+        if found is None:
             return
+        self.best_epoch, self.best = found[0], dict(found[1])
         folder = run_directory(trainer)  # on every rank: it may broadcast
         if not trainer.is_global_zero:
             return
@@ -90,13 +107,11 @@ class BestMetrics(Callback):
 
     @override
     def state_dict(self) -> dict[str, Any]:
-        return {"best": dict(self.best), "best_epoch": self.best_epoch, "best_path": self._best_path}
+        return {"history": [[epoch, dict(metrics)] for epoch, metrics in self.history]}
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.best = dict(state_dict.get("best", {}))
-        self.best_epoch = state_dict.get("best_epoch")
-        self._best_path = state_dict.get("best_path", "")
+        self.history = [(int(epoch), dict(metrics)) for epoch, metrics in state_dict.get("history", [])]
 
 
-__all__ = ["BestMetrics", "summary_values"]
+__all__ = ["BestMetrics", "best_entry", "summary_values"]

@@ -338,7 +338,7 @@ class LRFinder(FitStartStep):
     schedule (``CyclicLR``) takes its bounds from ``suggestion``. Skipped on resume.
 
     Logs to W&B (when a ``WandbLogger`` is present) the curve as a line plot and a PNG, and
-    ``lr_finder/suggestion``, ``lr_finder/confident``, ``lr_finder/reason`` to the summary; the
+    ``lr_finder/suggestion``, ``lr_finder/confident``, ``lr_finder/applied``, ``lr_finder/reason`` to the summary; the
     PNG is also saved in the run directory as ``lr_finder.png``.
 
     Args:
@@ -635,5 +635,6 @@ class LRFinder(FitStartStep):
         summary[f"{key}/suggestion"] = self.curve_suggestion
         summary[f"{key}/applied_lr"] = self.suggestion if self.suggestion is not None else configured
         summary[f"{key}/confident"] = self.confident
+        summary[f"{key}/applied"] = self.suggestion is not None  # False: the configured LR was kept
         summary[f"{key}/reason"] = self.reason
         summary[f"{key}/steps"] = self.steps_run

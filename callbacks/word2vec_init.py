@@ -302,7 +302,7 @@ class Word2VecInit(FitStartStep):
         epochs: passes over the corpus (training only).
         negative: negative samples per word (training only).
         sample: gensim's down-sampling threshold of frequent words (training only); lower skips
-            more of them (``1e-4`` trains about twice as fast as ``1e-3``).
+            more of them (``1e-4`` trains about twice as fast as gensim's default ``1e-3``).
         vocabulary_only: learn vectors only for the data module's vocabulary, the words the
             classifier can use; corpus words outside it are dropped before training (training
             only). Same vectors for those words' purpose, a fraction of the work on a large
@@ -332,7 +332,9 @@ class Word2VecInit(FitStartStep):
                 vectors: null          # train on the training split (+ data.unlabelled)
                 algorithm: skipgram
                 window: 5
-                epochs: 10
+                epochs: 5
+                sample: 1.0e-4
+                vocabulary_only: true
                 freeze_epochs: 0
     """
 
@@ -346,9 +348,9 @@ class Word2VecInit(FitStartStep):
         algorithm: str = "skipgram",
         window: int = 5,
         min_count: int = 2,
-        epochs: int = 10,
+        epochs: int = 5,
         negative: int = 5,
-        sample: float = 1e-3,
+        sample: float = 1e-4,
         vocabulary_only: bool = True,
         workers: Optional[int] = None,
         seed: int = 42,
@@ -516,13 +518,15 @@ class Word2VecInit(FitStartStep):
 
     def _train(self, data: Any, training: list[list[str]], words: list[str], dim: int) -> tuple[KeyedVectors, dict[str, Any]]:
         extra: list[list[str]] = []
+        name = getattr(data, "unlabelled_name", None) or getattr(data, "unlabelled", None)
         if self.unlabelled and getattr(data, "unlabelled", None) is not None and hasattr(data, "unlabelled_tokens"):
-            rank_zero_info(f"Word2VecInit: reading the unlabelled corpus {data.unlabelled} ...")
+            rank_zero_info(f"Word2VecInit: reading the unlabelled corpus, {name} ...")
             extra = list(data.unlabelled_tokens())
         sentences = [tokens for tokens in training if tokens] + extra
         corpus = f"the training split ({len(training):,} texts)" + (
-            f" + {data.unlabelled} ({len(extra):,} unlabelled texts)" if extra else "")
-        why = getattr(data, "unlabelled_reason", "")
+            f" + {name} ({len(extra):,} unlabelled texts)" if extra else "")
+        why = getattr(data, "unlabelled_reason", "") if self.unlabelled else "Word2VecInit unlabelled: false"
+        said = f" [{why}]" if why.startswith("unlabelled: auto") else ""  # an automatic choice says why
         n_tokens = sum(len(tokens) for tokens in sentences)
         if n_tokens == 0:
             raise ValueError("Word2VecInit: the training split holds no tokens to train word2vec on.")
@@ -544,13 +548,13 @@ class Word2VecInit(FitStartStep):
         if cache is not None and cache.is_file():
             kv = KeyedVectors.load_word2vec_format(str(cache), binary=True)
             report["cached"] = True
-            rank_zero_info(f"Word2VecInit: vectors for {corpus} loaded from the cache {cache}.")
+            rank_zero_info(f"Word2VecInit: vectors for {corpus}{said} loaded from the cache {cache}.")
             return kv, report
         workers = self.workers or os.cpu_count() or 1
         target = f"the {len(keep):,} vocabulary words" if keep else "every corpus word"
         rank_zero_info(
             f"Word2VecInit: training {self.algorithm} vectors for {target} on {corpus}"
-            f"{f' [{why}]' if why and extra else ''}: {n_tokens:,} tokens x {self.epochs} epochs"
+            f"{said}: {n_tokens:,} tokens x {self.epochs} epochs"
             f"{'; cached for later runs in ' + str(cache.parent) if cache is not None else ''}."
         )
         trim = None

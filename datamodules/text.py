@@ -288,6 +288,13 @@ class TextClassificationDataModule(LightningDataModule):
         """
         return [self._tokens(example.text) for example in self._load_splits()["train"]]
 
+    @property
+    def unlabelled_name(self) -> Optional[str]:
+        """The unlabelled corpus in words (``the bundled IMDB reviews`` or its path), ``None`` without one."""
+        if self.unlabelled is None:
+            return None
+        return f"the bundled {self.unlabelled.upper()} reviews" if self.unlabelled in BUNDLED else str(self.unlabelled)
+
     def unlabelled_tokens(self) -> list[list[str]]:
         """Tokens of the ``unlabelled`` corpus (empty without one), one list per text."""
         if self.unlabelled is None:

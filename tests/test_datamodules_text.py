@@ -248,7 +248,7 @@ def test_single_label_training_data(tmp_path):
         ({"bucket_size": 0}, "bucket_size must be >= 1"),
         ({"unlabelled": "mr"}, "unlabelled='mr' is the data set being classified: its validation and test texts "
                                "would leak into the word vectors. Use the other bundled set (imdb)"),
-        ({"unlabelled": "corpus.docx"}, "unlabelled='corpus.docx' is neither a bundled set (mr, imdb) nor a "
+        ({"unlabelled": "corpus.docx"}, "unlabelled='corpus.docx' is neither 'auto', a bundled set (mr, imdb) nor a "
                                         ".txt/.csv/.tsv/.jsonl file."),
     ],
 )

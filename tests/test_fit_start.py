@@ -16,7 +16,7 @@ class Step(FitStartStep):
 
     def fit_start(self, trainer, pl_module) -> None:
         # what the module's weights look like when this step runs
-        self.journal.append((self.fit_start_order, float(pl_module.head.weight.sum())))
+        self.journal.append((self.fit_start_order, float(pl_module.head.weight.detach().sum())))
         if self.fit_start_order == 10:  # stands in for a weight initialiser
             torch.nn.init.zeros_(pl_module.head.weight)
 

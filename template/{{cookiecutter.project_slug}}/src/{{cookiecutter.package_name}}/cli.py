@@ -266,6 +266,18 @@ def show_predictions(rows: list[dict[str, Any]], path: Path, limit: int = 20) ->
     Console().print(table)
 
 
+class _Stderr(logging.StreamHandler):
+    """A handler writing to the ``sys.stderr`` of the moment: notebooks and test runners replace it."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:  # StreamHandler.__init__ sets it; the property decides
+        pass
+
+
 class _Notice(logging.Formatter):
     """The project's notices, one line each: ``warning: `` before warnings, nothing before the rest."""
 
@@ -274,8 +286,14 @@ class _Notice(logging.Formatter):
         return f"{record.levelname.lower()}: {message}" if record.levelno >= logging.WARNING else message
 
 
+_SILENCED = (
+    "💡 Tip",  # Lightning's adverts for its cloud products
+    "Trainer already configured with model summary callbacks",  # about this CLI's own ModelSummary
+)
+
+
 def _no_tips(record: logging.LogRecord) -> bool:
-    return not str(record.msg).startswith("💡 Tip")  # Lightning's adverts for its cloud products
+    return not str(record.msg).startswith(_SILENCED)
 
 
 def quiet_screen() -> None:
@@ -283,7 +301,7 @@ def quiet_screen() -> None:
     os.environ.setdefault("WANDB_SILENT", "true")
     package = logging.getLogger(__package__)
     if not package.handlers:
-        handler = logging.StreamHandler()
+        handler = _Stderr()
         handler.setFormatter(_Notice())
         package.addHandler(handler)
         package.setLevel(logging.INFO)
@@ -294,6 +312,9 @@ def quiet_screen() -> None:
             logger.addFilter(_no_tips)
     # a deprecation inside Lightning 2.6.6 itself, printed on every run; nothing a user can act on
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    # a small data set (a 200-row CSV: 2 batches an epoch) has fewer batches than log_every_n_steps; its
+    # epoch-level metrics are logged all the same, so Lightning's advice is noise on every such run
+    warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than the logging interval")
 
 
 def main(args: Any = None) -> None:
