@@ -10,7 +10,6 @@ dropping them.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any, Optional
 
 import torch

@@ -14,7 +14,6 @@ from callbacks.lr_scaling import LinearLRScaling, linear_scale
 from datamodules import TextClassificationDataModule
 
 
-
 class LRPerStep(Callback):
     def __init__(self) -> None:
         self.lrs: dict[int, float] = {}

@@ -12,7 +12,6 @@ from callbacks.plateau import HalveOnPlateau, default_mode
 from datamodules import TextClassificationDataModule
 
 
-
 class LRPerEpoch(Callback):
     """The optimizer's LR while each epoch trains."""
 
