@@ -65,8 +65,10 @@ def one_demo(tmp: Path, index: int) -> dict[str, float]:
     first_step = float(clock.read_text()) - started
     found = re.search(r"best val/acc: (0\.\d+)\s+test/acc: (0\.\d+)", text)
     assert found, text[-3000:]
+    (run_dir,) = [p for p in (clone / PROJECT / "runs" / "sentiment-classifier").iterdir() if p.is_dir()]
+    size = sum(f.stat().st_size for f in run_dir.rglob("*") if f.is_file())
     row = {"wall": wall, "fit_to_first_step": first_step - fit_start, "install_and_bake": fit_start,
-           "val": float(found.group(1)), "test": float(found.group(2))}
+           "val": float(found.group(1)), "test": float(found.group(2)), "run_folder_mb": size / 1e6}
     print(f"run {index}: {row}", flush=True)
     return row
 
@@ -127,17 +129,18 @@ def main() -> None:
         f"`make demo` from a fresh clone, {args.runs} runs, empty HOME (cold word-vector cache, no W&B login), "
         "pip's cache warm; 2-core machine running nothing else.",
         "",
-        "| run | make demo (min:s) | install + bake (s) | fit command to first training step (s) | best val acc | test acc |",
-        "|---|---|---|---|---|---|",
+        "| run | make demo (min:s) | install + bake (s) | fit command to first training step (s) | best val acc | test acc | run folder (MB) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for i, row in enumerate(rows):
         lines.append(f"| {i + 1} | {int(row['wall'] // 60)}:{row['wall'] % 60:04.1f} | {row['install_and_bake']:.0f} | "
-                     f"{row['fit_to_first_step']:.0f} | {row['val']:.4f} | {row['test']:.4f} |")
+                     f"{row['fit_to_first_step']:.0f} | {row['val']:.4f} | {row['test']:.4f} | {row['run_folder_mb']:.1f} |")
     median = statistics.median(r["wall"] for r in rows)
     lines += [
         f"| median | {int(median // 60)}:{median % 60:04.1f} | {statistics.median(r['install_and_bake'] for r in rows):.0f} | "
         f"{statistics.median(r['fit_to_first_step'] for r in rows):.0f} | "
-        f"{statistics.median(r['val'] for r in rows):.4f} | {statistics.median(r['test'] for r in rows):.4f} |",
+        f"{statistics.median(r['val'] for r in rows):.4f} | {statistics.median(r['test'] for r in rows):.4f} | "
+        f"{statistics.median(r['run_folder_mb'] for r in rows):.1f} |",
         "",
         f"The generated project's own tests (`pytest` in `{PROJECT}`, all of them): {tests:.0f} s.",
         "",

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/first_fit.py [--seeds 3] [--epochs 10]          # accuracy frontier
     .venv/bin/python benchmarks/first_fit.py --timing [--repeats 3]             # first fit, cold cache
+    .venv/bin/python benchmarks/first_fit.py --only "5 epochs" "4 epochs"       # a subset, side by side
 
 Bakes the template with the default answers and trains its ``configs/default.yaml`` through the
 real CLI (W&B offline), changing only ``Word2VecInit``'s settings (and, for one variant, the
@@ -42,6 +43,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], Any]] = {
     PREVIOUS: ({"algorithm": "skipgram", "epochs": 10, "sample": 1e-3, "vocabulary_only": False}, None),
     "skip-gram, 10 epochs, vocabulary words only": ({"algorithm": "skipgram", "epochs": 10, "sample": 1e-3}, None),
     "skip-gram, 5 epochs, vocabulary only, sample 1e-4": ({"algorithm": "skipgram", "epochs": 5, "sample": 1e-4}, None),
+    "skip-gram, 4 epochs, vocabulary only, sample 1e-4": ({"algorithm": "skipgram", "epochs": 4, "sample": 1e-4}, None),
     "skip-gram, 3 epochs, vocabulary only, sample 1e-4": ({"algorithm": "skipgram", "epochs": 3, "sample": 1e-4}, None),
     "CBOW, 10 epochs, vocabulary only, sample 1e-4": ({"algorithm": "cbow", "epochs": 10, "sample": 1e-4}, None),
     "CBOW, 5 epochs, vocabulary only, sample 1e-3": ({"algorithm": "cbow", "epochs": 5, "sample": 1e-3}, None),
@@ -86,17 +88,19 @@ def one_run(project: Path, extra: list[str], seed: int, epochs: int, clock: Path
 
 
 def frontier(args: argparse.Namespace) -> None:
-    results: dict[str, list[dict[str, Any]]] = {name: [] for name in VARIANTS}
+    chosen = {name: v for name, v in VARIANTS.items() if not args.only or any(part in name for part in args.only)}
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in chosen}
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(cookiecutter(str(ROOT), no_input=True, output_dir=tmp))
         extras = {name: variant_config(project, i, s, u, Path(tmp) / f"cache-{i}")
-                  for i, (name, (s, u)) in enumerate(VARIANTS.items())}
+                  for i, (name, (s, u)) in enumerate(chosen.items())}
         for seed in range(args.seeds):
-            for name in VARIANTS:
+            for name in chosen:
                 row = one_run(project, extras[name], seed, args.epochs, Path(tmp) / "clock")
                 results[name].append(row)
                 print(f"seed {seed} {name}: {row}", flush=True)
-    (RESULTS / "first_fit.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    stem = "first_fit" if not args.only else "first_fit_" + "_".join(part.replace(" ", "") for part in args.only)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
     lines = [
         f"MR, the default config with only Word2VecInit's settings changed, {args.seeds} seeds, at most {args.epochs} "
         "epochs; word2vec on all cores (2), the classifier on one thread. Word2vec seconds and time to the first "
@@ -114,9 +118,10 @@ def frontier(args: argparse.Namespace) -> None:
             f"{statistics.mean(test):.3f} ± {statistics.pstdev(test):.3f} | {cold['w2v_seconds'] or 0:.0f} | "
             f"{cold['first_step']:.0f} |"
         )
-    (RESULTS / "first_fit.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
-    plot(results)
+    if not args.only:
+        plot(results)
 
 
 def plot(results: dict[str, list[dict[str, Any]]]) -> None:
@@ -175,6 +180,8 @@ def main() -> None:
     parser.add_argument("--timing", action="store_true", help="only the cold first fit, shipped vs previous default")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--replot", action="store_true", help="only redraw first_fit.png from first_fit.json")
+    parser.add_argument("--only", nargs="+", help="run only the variants whose names contain one of these "
+                        "(e.g. '4 epochs' '5 epochs'); writes first_fit_<parts>.md/.json, side by side in one run")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.replot:
