@@ -332,7 +332,7 @@ class Word2VecInit(FitStartStep):
                 vectors: null          # train on the training split (+ data.unlabelled)
                 algorithm: skipgram
                 window: 5
-                epochs: 5
+                epochs: 3
                 sample: 1.0e-4
                 vocabulary_only: true
                 freeze_epochs: 0
@@ -348,7 +348,7 @@ class Word2VecInit(FitStartStep):
         algorithm: str = "skipgram",
         window: int = 5,
         min_count: int = 2,
-        epochs: int = 5,
+        epochs: int = 3,
         negative: int = 5,
         sample: float = 1e-4,
         vocabulary_only: bool = True,
