@@ -1,7 +1,6 @@
 """The first fit on MR: word-vector settings (T23) against accuracy and time to the first training step.
 
     .venv/bin/python benchmarks/first_fit.py [--seeds 3] [--epochs 10]          # accuracy frontier
-    .venv/bin/python benchmarks/first_fit.py --timing [--repeats 3]             # first fit, cold cache
     .venv/bin/python benchmarks/first_fit.py --only "5 epochs" "4 epochs"       # a subset, side by side
 
 Bakes the template with the default answers and trains its ``configs/default.yaml`` through the
@@ -14,10 +13,9 @@ Reported per variant: best validation accuracy (the number the MR presets table 
 accuracy of the best checkpoint (``test_after_fit``), word2vec training seconds (its own
 ``word2vec.json``) and the time from the command's start to the first training step (start-up,
 corpus, vectors, LR sweep and pre-flight checks), read from a clock callback
-(``benchmarks/first_step.py``). ``--timing`` measures only cold first fits: the previous default
-once, then the shipped default ``--repeats`` times, word2vec on all cores (2).
+(``benchmarks/first_step.py``).
 
-Writes benchmarks/results/first_fit.md, first_fit.json and first_fit.png (or first_fit_timing.md).
+Writes benchmarks/results/first_fit.md, first_fit.json and first_fit.png.
 """
 
 from __future__ import annotations
@@ -49,12 +47,6 @@ VARIANTS: dict[str, tuple[dict[str, Any], Any]] = {
     "CBOW, 5 epochs, vocabulary only, sample 1e-3": ({"algorithm": "cbow", "epochs": 5, "sample": 1e-3}, None),
     "MR-train only (no IMDB), skip-gram 10 epochs": ({"algorithm": "skipgram", "epochs": 10, "sample": 1e-3}, "null"),
 }
-
-
-def shipped_settings(project: Path) -> dict[str, Any]:
-    """``Word2VecInit``'s init_args in the baked ``configs/default.yaml``."""
-    config = yaml.safe_load((project / "configs" / "default.yaml").read_text(encoding="utf-8"))
-    return next(c for c in config["trainer"]["callbacks"] if c["class_path"].endswith(".Word2VecInit"))["init_args"]
 
 
 def variant_config(project: Path, index: int, settings: dict[str, Any], unlabelled: Any, cache: Path) -> list[str]:
@@ -150,35 +142,10 @@ def plot(results: dict[str, list[dict[str, Any]]]) -> None:
     fig.savefig(RESULTS / "first_fit.png", dpi=120)
 
 
-def timing(args: argparse.Namespace) -> None:
-    """Cold first fits of the shipped default (``--repeats``), with one of the previous default first as the anchor."""
-    rows: dict[str, list[dict[str, Any]]] = {PREVIOUS: [], "shipped default": []}
-    with tempfile.TemporaryDirectory() as tmp:
-        project = Path(cookiecutter(str(ROOT), no_input=True, output_dir=tmp))
-        plan = [PREVIOUS] + ["shipped default"] * args.repeats
-        for i, name in enumerate(plan):
-            settings = {} if name == "shipped default" else VARIANTS[PREVIOUS][0]
-            extra = variant_config(project, 100 + i, settings, None, Path(tmp) / f"cache-{i}")  # cold every time
-            rows[name].append(one_run(project, extra, 0, 1, Path(tmp) / "clock"))
-            print(f"{name}: {rows[name][-1]}", flush=True)
-        shipped = shipped_settings(project)
-    lines = [f"Cold first fit of the default config on MR (empty vector cache) on a machine running nothing else: "
-             f"the previous default once, then the shipped default {args.repeats} times; medians.", "",
-             "| word vectors | runs | first training step after (s) | of which word2vec (s) |", "|---|---|---|---|"]
-    for name, found in rows.items():
-        lines.append(f"| {name} | {len(found)} | {statistics.median(r['first_step'] for r in found):.1f} | "
-                     f"{statistics.median(r['w2v_seconds'] for r in found):.1f} |")
-    lines += ["", f"Shipped `Word2VecInit` settings: `{json.dumps(shipped)}`."]
-    (RESULTS / "first_fit_timing.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--timing", action="store_true", help="only the cold first fit, shipped vs previous default")
-    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--replot", action="store_true", help="only redraw first_fit.png from first_fit.json")
     parser.add_argument("--only", nargs="+", help="run only the variants whose names contain one of these "
                         "(e.g. '4 epochs' '5 epochs'); writes first_fit_<parts>.md/.json, side by side in one run")
@@ -186,7 +153,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.replot:
         return plot(json.loads((RESULTS / "first_fit.json").read_text(encoding="utf-8")))
-    timing(args) if args.timing else frontier(args)
+    frontier(args)
 
 
 if __name__ == "__main__":

@@ -497,7 +497,7 @@ class CyclicLR(Callback):
         ratios = self.schedule.ratios or []
         if [len(r) for r in ratios] != [len(opt.param_groups) for opt in trainer.optimizers]:
             notice(__name__, "CyclicLR: the optimizers' param groups changed since the schedule was resolved; "
-                           "every group now gets group 0's LR.")
+                             "every group now gets group 0's LR.")
             self.schedule.ratios = [[1.0] * len(opt.param_groups) for opt in trainer.optimizers]
         self._momentum_keys = []
         for opt in trainer.optimizers:

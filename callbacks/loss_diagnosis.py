@@ -230,7 +230,7 @@ class LossDiagnosis(Callback):
                 self._warned = True
                 available = ", ".join(sorted(trainer.callback_metrics)) or "none"
                 notice(__name__, f"LossDiagnosis: the validation did not log `{self.val_loss}`, so the loss curves are "
-                               f"not diagnosed. Available metrics: {available}.")
+                                 f"not diagnosed. Available metrics: {available}.")
             return
         assert self._sum is not None
         pair = torch.stack([self._sum / self._count, torch.as_tensor(float(value), device=self._sum.device)])

@@ -34,7 +34,7 @@ from typing_extensions import override
 from .fit_start import FitStartStep
 from .lr_scaling import scale_learning_rates
 from .notices import notice
-from .wandb_io import find_wandb_logger, run_directory
+from .wandb_io import find_wandb_logger, run_directory, write_atomically
 
 METHODS = ("robust", "steep", "valley", "min10")
 SWEEPS = ("exponential", "linear")
@@ -291,15 +291,10 @@ def plot_curve(lrs: Sequence[float], losses: Sequence[float], suggestions: dict[
         ax.set_title("\n".join(textwrap.wrap(f"not a confident reading: {flag}", 80)), fontsize=7, color="tab:red")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.tmp")
     try:
-        fig.savefig(partial, dpi=110, format="png")
-        partial.replace(path)  # atomic: a full disk leaves no half-written plot
+        return write_atomically(path, lambda partial: fig.savefig(partial, dpi=110, format="png"))
     finally:
         plt.close(fig)
-        partial.unlink(missing_ok=True)
-    return path
 
 
 # ---------------------------------------------------------------------------- the callback
@@ -508,7 +503,7 @@ class LRFinder(FitStartStep):
                 notice(__name__, f"LRFinder: lr {suggestion:.3g} applied ({self.method} reading of {len(lrs)} steps).", logging.INFO)
             else:  # an expected reading (e.g. a slow starter's flat-then-rising curve): said, not warned
                 notice(__name__, f"LRFinder: lr {suggestion:.3g} applied, not a confident reading ({check.reason}); "
-                       "see lr_finder.png.", logging.INFO)
+                                 "see lr_finder.png.", logging.INFO)
         self.done.append(tag)
         self._report(trainer, tag, start_lrs[0])
 

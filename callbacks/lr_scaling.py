@@ -127,7 +127,7 @@ class LinearLRScaling(Callback):
         finder = next((type(c).__name__ for c in trainer.callbacks if c is not self and hasattr(c, "suggestion")), None)
         if finder is not None:
             notice(__name__, f"LinearLRScaling and the LR finder {finder} are both on: the finder already measures the "
-                           "LR at this batch size, so the scaled LR may be overridden or scaled twice. Remove one.")
+                             "LR at this batch size, so the scaled LR may be overridden or scaled twice. Remove one.")
         effective = self._batch_size(trainer) * trainer.accumulate_grad_batches * trainer.world_size
         self.scale = linear_scale(effective, self.base_batch_size)
         self.scaled_from = float(trainer.optimizers[0].param_groups[0]["lr"])

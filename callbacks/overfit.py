@@ -109,7 +109,7 @@ class OverfitCheck(Callback):
         source = trainer.datamodule
         if stage != "fit" or source is None or not hasattr(source, "train_dataloader"):
             notice(__name__, "OverfitCheck: no data module, so the training batches are not fixed; set "
-                           "trainer.overfit_batches to train on the first batches instead.")
+                             "trainer.overfit_batches to train on the first batches instead.")
             return
         original = source.train_dataloader
 

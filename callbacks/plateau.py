@@ -140,7 +140,7 @@ class HalveOnPlateau(Callback):
                 self._warned = True
                 available = ", ".join(sorted(trainer.callback_metrics)) or "none"
                 notice(
-                __name__,
+                    __name__,
                     f"HalveOnPlateau: the validation did not log `{self.monitor}`, so the LR is not adjusted. "
                     f"Available metrics: {available}."
                 )

@@ -14,7 +14,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import WandbLogger
@@ -45,24 +45,28 @@ def run_directory(trainer: Trainer) -> Path:
     return Path(trainer.log_dir or trainer.default_root_dir)
 
 
-def write_report(trainer: Trainer, folder: Path, name: str, text: str) -> Optional[Path]:
-    """Write a report into the run folder atomically: a temporary file, then a rename.
-
-    A full or read-only disk leaves no half-written report. Nothing is written under
-    ``fast_dev_run``, whose promise is "nothing saved" (its run folder would be the working
-    directory). Returns the path written, or ``None``.
-    """
-    if trainer.fast_dev_run:
-        return None
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    partial = folder / f".{name}.{os.getpid()}.tmp"
+def write_atomically(path: Path, write: Callable[[Path], Any]) -> Path:
+    """``write(temporary path)``, then rename it to ``path``: a full or read-only disk, or a
+    concurrent run, never sees a half-written file, and a failed write leaves nothing behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        partial.write_text(text, encoding="utf-8")
+        write(partial)
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
     return path
+
+
+def write_report(trainer: Trainer, folder: Path, name: str, text: str) -> Optional[Path]:
+    """Write a report into the run folder atomically (``write_atomically``).
+
+    Nothing is written under ``fast_dev_run``, whose promise is "nothing saved" (its run folder
+    would be the working directory). Returns the path written, or ``None``.
+    """
+    if trainer.fast_dev_run:
+        return None
+    return write_atomically(folder / name, lambda partial: partial.write_text(text, encoding="utf-8"))
 
 
 @dataclass

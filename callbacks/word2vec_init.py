@@ -33,7 +33,7 @@ from typing_extensions import override
 
 from .fit_start import FitStartStep
 from .notices import notice
-from .wandb_io import find_wandb_logger, run_directory, write_report
+from .wandb_io import find_wandb_logger, run_directory, write_atomically, write_report
 
 if TYPE_CHECKING:
     from gensim.models import KeyedVectors
@@ -305,8 +305,8 @@ class Word2VecInit(FitStartStep):
             more of them (``1e-4`` trains about twice as fast as gensim's default ``1e-3``).
         vocabulary_only: learn vectors only for the data module's vocabulary, the words the
             classifier can use; corpus words outside it are dropped before training (training
-            only). Same vectors for those words' purpose, a fraction of the work on a large
-            unlabelled corpus.
+            only). The vocabulary's words learn from the same contexts; the words the model never
+            sees cost nothing (on MR + IMDB: 6,757 words instead of 50,772, half the time).
         workers: training threads; ``null`` uses all cores.
         seed: seed of the training and of the random rows of missing words.
         unlabelled: also train on the data module's unlabelled corpus when it has one.
@@ -571,13 +571,7 @@ class Word2VecInit(FitStartStep):
         report.update(train_seconds=seconds, words_per_second=n_tokens * self.epochs / seconds, workers=workers)
         kv = model.wv
         if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            partial = cache.with_suffix(f".{os.getpid()}.tmp")
-            try:
-                kv.save_word2vec_format(str(partial), binary=True)
-                partial.replace(cache)  # atomic: a concurrent run never reads half a file
-            finally:
-                partial.unlink(missing_ok=True)
+            write_atomically(cache, lambda partial: kv.save_word2vec_format(str(partial), binary=True))
         return kv, report
 
     def _report(self, trainer: Trainer, folder: Path, report: dict[str, Any]) -> None:

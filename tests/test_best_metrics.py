@@ -48,6 +48,29 @@ def test_summary_holds_the_best_epoch_and_the_final_one(offline_wandb, tiny_mode
     assert json.loads((folder / "best_metrics.json").read_text())["best/epoch"] == best_epoch
 
 
+def _fit(tiny_model_class, tmp_path, callbacks, epochs, ckpt_path=None):
+    torch.manual_seed(0)
+    data = TextClassificationDataModule(limit=400, batch_size=32)
+    trainer = Trainer(max_epochs=epochs, logger=False, callbacks=callbacks, enable_progress_bar=False,
+                      enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=str(tmp_path))
+    trainer.fit(tiny_model_class(data.vocab_size, data.num_classes, lr=20.0), datamodule=data, ckpt_path=ckpt_path)
+    return trainer
+
+
+def test_resume_keeps_the_history_of_the_epochs_before_the_stop(tmp_path, tiny_model_class):
+    first = BestMetrics()
+    _fit(tiny_model_class, tmp_path / "a", [ModelCheckpoint(monitor="val/loss", save_top_k=1),
+                                            ModelCheckpoint(filename="last"), first], 3)
+    best, resumed = ModelCheckpoint(monitor="val/loss", save_top_k=1), BestMetrics()
+    _fit(tiny_model_class, tmp_path / "b", [best, ModelCheckpoint(filename="last"), resumed], 6,
+         ckpt_path=str(next((tmp_path / "a").rglob("last.ckpt"))))
+    assert [epoch for epoch, _ in resumed.history] == list(range(6))
+    assert resumed.history[:3] == first.history  # the epochs before the stop came back from the checkpoint
+    # the best epoch may be one of them: it is found either way, with the checkpoint's own score
+    assert resumed.history[resumed.best_epoch][1]["val/loss"] == pytest.approx(float(best.best_model_score))
+    assert resumed.best == resumed.history[resumed.best_epoch][1]
+
+
 def test_without_a_monitored_checkpoint_it_writes_nothing(tmp_path, tiny_model_class):
     torch.manual_seed(0)
     data = TextClassificationDataModule(limit=200, batch_size=32)

@@ -124,12 +124,12 @@ class ProjectCLI(LightningCLI):
             return
         check_monitors(self.model.monitor, self.trainer.callbacks)
 
-    def _weights_only(self) -> None:
+    def _without_training_callbacks(self) -> None:
         # validate/test/predict load only the weights and the data module's state from --ckpt_path; Lightning
         # still asks for the training callbacks whose state the checkpoint holds, which these commands never need
         warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`")
 
-    before_validate = before_test = before_predict = _weights_only
+    before_validate = before_test = before_predict = _without_training_callbacks
 
     def before_fit(self) -> None:
         if self.trainer.fast_dev_run:  # Lightning still writes last.ckpt on train end under fast_dev_run
