@@ -10,11 +10,12 @@ from .loss_diagnosis import CASES, LossDiagnosis, diagnose
 from .lr_finder import LRFinder, assess_curve, suggest_lr
 from .lr_scaling import LinearLRScaling
 from .max_norm import MaxNorm
-from .nan_guard import NaNGuard, NonFiniteError
+from .nan_guard import LossBlowUpError, NaNGuard, NonFiniteError
 from .notices import notice
 from .optimizer_switch import OptimizerSwitch
 from .overfit import OverfitCheck
 from .plateau import HalveOnPlateau
+from .resume import ResumableCheckpoint
 from .sanity import SanityChecks
 from .wandb_io import OfflineRun, find_wandb_logger, read_offline_run, run_directory
 from .weight_init import WeightInit
@@ -31,6 +32,7 @@ __all__ = [
     "Introspection",
     "LRFinder",
     "LinearLRScaling",
+    "LossBlowUpError",
     "LossDiagnosis",
     "MaxNorm",
     "NaNGuard",
@@ -38,6 +40,7 @@ __all__ = [
     "OfflineRun",
     "OptimizerSwitch",
     "OverfitCheck",
+    "ResumableCheckpoint",
     "SanityChecks",
     "WeightInit",
     "Word2VecInit",

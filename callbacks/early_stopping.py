@@ -17,11 +17,12 @@ class EarlyStopping(LightningEarlyStopping):
     Stopping ``patience`` validations after the best one leaves the model at its *last* weights,
     which are worse than the best by construction. With ``restore_best_weights`` (the default) the
     callback keeps a CPU copy of the weights at each new best value of ``monitor`` and loads it back
-    into the model when fitting ends, whatever ends it: early stopping, ``max_epochs``/``max_steps``,
-    Ctrl+C or SIGTERM. So ``trainer.test`` / ``predict`` right after ``fit`` and the model object
+    into the model when fitting ends, whatever ends it: early stopping, ``max_epochs``/``max_steps``
+    or Ctrl+C; not SIGTERM, a preemption the run resumes from. So ``trainer.test`` / ``predict`` right after ``fit`` and the model object
     the user holds see the best weights. The copy travels in checkpoints (resume keeps it), and with
     DDP rank zero decides what counts as a new best, so every rank restores the same weights.
-    Checkpoints written during training still hold the last weights (they are for resuming).
+    Checkpoints written during training still hold the last weights (they are for resuming), also
+    the one ``ResumableCheckpoint`` writes after a Ctrl+C restored the best.
 
     All other arguments are Lightning's (``monitor``, ``mode``, ``patience``, ``min_delta``, …).
 
@@ -52,6 +53,7 @@ class EarlyStopping(LightningEarlyStopping):
         self.best_epoch: Optional[int] = None
         self.best_step: Optional[int] = None
         self.restored = False
+        self._interrupted_weights: Optional[dict[str, torch.Tensor]] = None
 
     @property
     def _checkpoint_key(self) -> str:
@@ -70,9 +72,11 @@ class EarlyStopping(LightningEarlyStopping):
             self.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
             self.best_epoch, self.best_step = trainer.current_epoch, trainer.global_step
 
-    def _restore(self, trainer: Trainer, pl_module: LightningModule, why: str) -> None:
+    def _restore(self, trainer: Trainer, pl_module: LightningModule, why: str, keep_last: bool = False) -> None:
         if not self.restore_best_weights or self.best_weights is None or self.restored:
             return
+        if keep_last:  # a checkpoint saved after this restore must still resume from the last weights
+            self._interrupted_weights = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()}
         pl_module.load_state_dict(self.best_weights)
         self.restored = True
         rank_zero_info(f"EarlyStopping: {why}; restored the weights of epoch {self.best_epoch} (step {self.best_step}), "
@@ -80,7 +84,7 @@ class EarlyStopping(LightningEarlyStopping):
 
     @override
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.restored = False
+        self.restored, self._interrupted_weights = False, None
 
     @override
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -89,11 +93,13 @@ class EarlyStopping(LightningEarlyStopping):
 
     @override
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
-        if isinstance(exception, (KeyboardInterrupt, SystemExit)):  # Ctrl+C; SIGTERM raises SIGTERMException
-            self._restore(trainer, pl_module, f"interrupted ({type(exception).__name__})")
+        if isinstance(exception, KeyboardInterrupt):  # not SIGTERMException: a preempted run resumes
+            self._restore(trainer, pl_module, "interrupted (Ctrl+C)", keep_last=True)
 
     @override
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        if self._interrupted_weights is not None and "state_dict" in checkpoint:
+            checkpoint["state_dict"] = self._interrupted_weights
         if not self.restore_best_weights or self.best_weights is None:
             return
         weights = checkpoint.get("state_dict")

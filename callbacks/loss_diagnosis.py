@@ -4,12 +4,15 @@ The practitioners' table: train falls and validation falls — still learning; t
 validation rises — overfitting; train falls and validation is flat — underfitting; both flat —
 a bottleneck (stuck at ln C: NaN/Inf or no learning, lower the init scale and the LR); train
 rises and validation rises — an architecture problem; train rises and validation falls — a data
-problem. ``diagnose`` applies it to plain numbers; ``LossDiagnosis`` is the Lightning adapter.
+problem. ``diverging`` (the training loss far above ln C, e.g. a finite 1e34 from a far too high
+LR, or NaN/Inf) needs no trend and is decided at the first validation. ``diagnose`` applies the table
+to plain numbers; ``LossDiagnosis`` is the Lightning adapter.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,7 +21,6 @@ from typing import Any, Optional
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities import rank_zero_info
 from typing_extensions import override
 
 from .notices import notice
@@ -43,7 +45,8 @@ CASES: dict[str, tuple[str, str]] = {
     "stuck": ("both losses stay at ln C: the model predicts chance",
               "check for NaN/Inf, lower the init scale and the LR, check that the labels belong to the inputs"),
     "diverging": ("the training loss blew up (far above ln C, or NaN/Inf)",
-                  "lower the learning rate (try a tenth), clip gradients (T10), use a smaller init scale"),
+                  "lower the learning rate (try a tenth), check that gradients are clipped (trainer.gradient_clip_val: "
+                  "5, T10), use a smaller init scale; NaNGuard's max_loss_factor (T55) stops such a run at once"),
 }
 #: (train trend, validation trend) -> case
 TRENDS = {
@@ -58,11 +61,16 @@ TRENDS = {
 
 @dataclass
 class Diagnosis:
-    """The case, with the relative trends it was read from (``None`` when not enough points)."""
+    """The case, with the relative trends it was read from (``None`` when not enough points).
+
+    ``detail`` names the numbers behind a case decided without trends (``diverging``: the loss and
+    how far above ln C it is).
+    """
 
     case: str
     train_trend: Optional[float]
     val_trend: Optional[float]
+    detail: Optional[str] = None
 
     @property
     def summary(self) -> str:
@@ -96,8 +104,12 @@ def diagnose(
     flat_tolerance: float = 0.02,
     stuck_tolerance: float = 0.05,
     diverge_factor: float = 1.5,
+    initial: Optional[float] = None,
 ) -> Optional[Diagnosis]:
     """The T54 case of the loss curves so far, ``None`` while there are too few points.
+
+    ``diverging`` needs no trend: it is decided from the latest point alone, so at the first
+    validation after the loss blew up, before ``window`` validations exist.
 
     Args:
         train: mean training loss of each interval between validations.
@@ -107,16 +119,21 @@ def diagnose(
         flat_tolerance: a relative trend within ±this per validation counts as flat.
         stuck_tolerance: "stuck" when the last ``window`` losses are all within this share of ln C.
         diverge_factor: "diverging" when the latest training loss exceeds this times ln C (or times the
-            first training loss when ln C is unknown), or any latest loss is NaN/Inf.
+            initial loss when ln C is unknown), or any latest loss is NaN/Inf.
+        initial: the loss of the first training step, before any update: the reference when ln C is
+            unknown (T53: it is about ln C); ``None``: the first interval's mean, ``train[0]``, which
+            misses a blow-up inside the first interval.
     """
     if not train or not val:
         return None
     latest_train, latest_val = train[-1], val[-1]
     if not (math.isfinite(latest_train) and math.isfinite(latest_val)):
-        return Diagnosis("diverging", None, None)
-    reference = ln_classes if ln_classes else train[0]
-    if latest_train > diverge_factor * reference:
-        return Diagnosis("diverging", None, None)
+        return Diagnosis("diverging", None, None, f"train loss {latest_train:.3g}, val loss {latest_val:.3g}")
+    reference, unit = ((ln_classes, "ln C") if ln_classes else (initial, "the initial loss") if initial
+                       else (train[0], "the first interval's loss"))
+    if reference > 0 and latest_train > diverge_factor * reference:
+        return Diagnosis("diverging", None, None, f"train loss {latest_train:.3g} = {latest_train / reference:.3g} x "
+                                                  f"{unit}; diverging above {diverge_factor:g} x")
     if len(train) < window or len(val) < window:
         return None
     recent_train, recent_val = list(train[-window:]), list(val[-window:])
@@ -134,25 +151,32 @@ def _loss_of(outputs: Any) -> Optional[torch.Tensor]:
 
 
 class LossDiagnosis(Callback):
-    r"""Classify the recent train/validation loss trends at each validation and say what to do.
+    r"""Classify the recent train/validation loss trends at each validation and say what to do (T54).
 
     The training loss of an interval is the mean of the step losses since the previous validation
     (read from ``training_step``'s output, so nothing needs to be logged); the validation loss is
     the ``val_loss`` metric. After each validation, :func:`diagnose` reads the last ``window``
     points into one of the eight cases of :data:`CASES`: the six of TRICKS T54 (learning,
     overfitting, underfitting, plateau, architecture, data) plus ``stuck`` (at ln C) and
-    ``diverging``. When the case changes, a console line and a W&B alert name the case and the
-    action; ``diagnosis/case`` (the case's index in :data:`CASES`), ``diagnosis/train_trend`` and
-    ``diagnosis/val_trend`` are logged at each validation; the summary gets the final
-    ``diagnosis/verdict`` and ``diagnosis/action``, and ``loss_diagnosis.json`` in the run
-    directory lists every change.
+    ``diverging``. When the case changes, a console notice (a warning for every case but
+    ``learning``) and a W&B alert name the case and the action; ``diagnosis/case`` (the case's
+    index in :data:`CASES`), ``diagnosis/train_trend`` and ``diagnosis/val_trend`` are logged at
+    each validation; the summary gets the final ``diagnosis/verdict`` and ``diagnosis/action``,
+    and ``loss_diagnosis.json`` in the run directory lists every change.
+
+    ``diverging`` waits for no trend: a training loss above ``diverge_factor`` × ln C, NaN or Inf
+    is diagnosed at the first validation after it happened, and the notice names the loss and its
+    multiple of ln C (a far too high LR can hold the loss at a finite 1e34 = 1.4e34 × ln 2). When
+    C is unknown the reference is the loss of the first training step, before any update (T53:
+    about ln C). To stop such a run at the step it blows up rather than report it, use
+    ``NaNGuard``'s ``max_loss_factor`` (T55).
 
     Args:
         val_loss: the validation loss metric, as logged with ``self.log``.
         window: validations the trends are read from (at least 2).
         flat_tolerance: relative change per validation below which a trend counts as flat.
         stuck_tolerance: share of ln C within which losses count as stuck at chance.
-        diverge_factor: a training loss above this times ln C counts as diverging.
+        diverge_factor: a training loss above this times ln C counts as diverging, at once.
         num_classes: C; by default the model's ``hparams.num_classes`` or the data module's ``num_classes``.
 
     Raises:
@@ -166,6 +190,7 @@ class LossDiagnosis(Callback):
               init_args:
                 window: 3              # validations per trend
                 flat_tolerance: 0.02   # |change| < 2% per validation = flat
+                diverge_factor: 1.5    # train loss above 1.5 x ln C (or NaN/Inf) = diverging, at the first validation
     """
 
     def __init__(
@@ -196,6 +221,8 @@ class LossDiagnosis(Callback):
         self.val: list[float] = []
         self.case: Optional[str] = None
         self.changes: list[dict[str, Any]] = []
+        self.initial: Optional[float] = None  # the first training step's loss: the reference when C is unknown
+        self._first: Optional[torch.Tensor] = None
         self._sum: Optional[torch.Tensor] = None
         self._count = 0
         self._warned = False
@@ -217,7 +244,9 @@ class LossDiagnosis(Callback):
         if loss is None:
             return
         loss = loss.detach().float()  # summed on the device: no synchronisation per step
-        self._sum = loss if self._sum is None else self._sum + loss
+        if self.initial is None and self._first is None:
+            self._first = loss
+        self._sum = loss if self._sum is None else self._sum.to(loss.device) + loss  # restored on the CPU
         self._count += 1
 
     @override
@@ -233,13 +262,18 @@ class LossDiagnosis(Callback):
                                  f"not diagnosed. Available metrics: {available}.")
             return
         assert self._sum is not None
-        pair = torch.stack([self._sum / self._count, torch.as_tensor(float(value), device=self._sum.device)])
-        train_loss, val_loss = trainer.strategy.reduce(pair, reduce_op="mean").tolist()  # one decision for all ranks
+        points = [self._sum / self._count, torch.as_tensor(float(value), device=self._sum.device)]
+        if self._first is not None:
+            points.append(self._first)
+        # one reduction, one decision for all ranks
+        train_loss, val_loss, *first = trainer.strategy.reduce(torch.stack(points), reduce_op="mean").tolist()
+        if first:
+            self.initial, self._first = first[0], None
         self._sum, self._count = None, 0
         self.train.append(train_loss)
         self.val.append(val_loss)
         found = diagnose(self.train, self.val, self._ln_classes(trainer, pl_module), self.window,
-                         self.flat_tolerance, self.stuck_tolerance, self.diverge_factor)
+                         self.flat_tolerance, self.stuck_tolerance, self.diverge_factor, self.initial)
         if found is None:
             return
         pl_module.log("diagnosis/case", float(list(CASES).index(found.case)), on_step=False, on_epoch=True)
@@ -253,11 +287,13 @@ class LossDiagnosis(Callback):
     def _announce(self, trainer: Trainer, found: Diagnosis) -> None:
         trends = "" if found.train_trend is None else (
             f" (train {found.train_trend:+.1%}, val {found.val_trend:+.1%} per validation)")
-        text = (f"epoch {trainer.current_epoch}, step {trainer.global_step}: {found.summary}{trends}. "
+        detail = f" ({found.detail})" if found.detail else ""
+        text = (f"epoch {trainer.current_epoch}, step {trainer.global_step}: {found.summary}{detail}{trends}. "
                 f"Action: {found.action}.")
         self.changes.append({"epoch": trainer.current_epoch, "step": trainer.global_step, "case": found.case,
                              "text": text})
-        rank_zero_info(f"LossDiagnosis: {found.case}: {text}")
+        notice(__name__, f"LossDiagnosis: {found.case}: {text}",
+               logging.INFO if found.case == "learning" else logging.WARNING)
         logger = find_wandb_logger(trainer)
         if logger is not None and trainer.is_global_zero:
             level = "INFO" if found.case == "learning" else "ERROR" if found.case == "diverging" else "WARN"
@@ -284,7 +320,8 @@ class LossDiagnosis(Callback):
 
     @override
     def state_dict(self) -> dict[str, Any]:
-        return {"train": list(self.train), "val": list(self.val), "case": self.case, "changes": list(self.changes)}
+        return {"train": list(self.train), "val": list(self.val), "case": self.case, "changes": list(self.changes),
+                "initial": self.initial, "interval": [float(self._sum) if self._sum is not None else None, self._count]}
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -292,3 +329,6 @@ class LossDiagnosis(Callback):
         self.val = list(state_dict.get("val", []))
         self.case = state_dict.get("case")
         self.changes = list(state_dict.get("changes", []))
+        self.initial = state_dict.get("initial")
+        total, self._count = state_dict.get("interval", (None, 0))  # the steps since the last validation
+        self._sum = torch.tensor(total, dtype=torch.float32) if total is not None else None

@@ -16,8 +16,10 @@ the suggestion and its confidence reach the logger.
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,8 +27,21 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import torch
+from lightning.fabric.utilities.data import sized_len
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.loops.optimization.automatic import _AutomaticOptimization
+from lightning.pytorch.loops.utilities import _block_parallel_sync_behavior
+from lightning.pytorch.trainer import call
+from lightning.pytorch.trainer.connectors.data_connector import (
+    _parse_num_batches,
+    _process_dataloader,
+    _request_dataloader,
+    _resolve_overfit_batches,
+)
+from lightning.pytorch.trainer.states import RunningStage, TrainerFn
+from lightning.pytorch.utilities.combined_loader import CombinedLoader
+from lightning.pytorch.utilities.model_helpers import _ModuleMode
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torchmetrics import Metric
 from typing_extensions import override
@@ -300,14 +315,36 @@ def plot_curve(lrs: Sequence[float], losses: Sequence[float], suggestions: dict[
 # ---------------------------------------------------------------------------- the callback
 @contextmanager
 def _no_logging(module: LightningModule) -> Iterator[None]:
-    # Sweep steps run outside Lightning's loops, where `self.log` raises; their values are not
-    # training metrics anyway. Shadow the bound methods on the instance, then remove the shadows.
+    # Sweep steps run outside Lightning's loops (no result collection for the step), where `self.log`
+    # raises; their values are not training metrics anyway. Shadow the bound methods on the instance,
+    # then remove the shadows.
     module.log = lambda *args, **kwargs: None  # type: ignore[method-assign]
     module.log_dict = lambda *args, **kwargs: None  # type: ignore[method-assign]
     try:
         yield
     finally:
         del module.log, module.log_dict
+
+
+@contextmanager
+def _callbacks_muted(trainer: Trainer) -> Iterator[None]:
+    """No callback hooks during the sweep; the LightningModule's own hooks still run.
+
+    Lightning's optimization calls ``on_before_zero_grad``, ``on_before_backward``, ``on_after_backward``
+    and ``on_before_optimizer_step`` on every callback. The sweep's steps are undone afterwards, but a
+    callback's reaction to them is not: ``NanGuard`` would stop the run at the sweep's deliberate
+    divergence, ``AutoClip`` would keep the sweep's gradient norms in its history, monitors would count
+    steps that never happened. The module's hooks (its ``backward``, ``optimizer_step``,
+    ``configure_gradient_clipping``, ``on_after_backward``, ...) are part of the step that trains, and run.
+    ``_call_callback_hooks`` reads ``trainer.callbacks`` on every call, so an empty list mutes them; the
+    list object itself is put back (a hook loop already iterating it, like ``on_fit_start``'s, is unaffected).
+    """
+    callbacks = trainer.callbacks
+    trainer.callbacks = []
+    try:
+        yield
+    finally:
+        trainer.callbacks = callbacks
 
 
 def _sweep_bar(trainer: Trainer, total: int) -> Any:
@@ -328,9 +365,15 @@ class LRFinder(FitStartStep):
     """Learning-rate range test before training (and, optionally, at given epochs) (T01).
 
     Sweeps the LR over ``num_steps`` training steps, stops when the smoothed loss diverges,
-    restores the model, optimizer and RNG state exactly, then sets the suggested LR on the
-    model's ``lr`` attribute and on every param group (keeping the groups' ratios). A cyclical
-    schedule (``CyclicLR``) takes its bounds from ``suggestion``. Skipped on resume.
+    restores the model, optimizer, precision (GradScaler) and RNG state exactly, then sets the
+    suggested LR on the model's ``lr`` attribute and on every param group (keeping the groups'
+    ratios). A cyclical schedule (``CyclicLR``) takes its bounds from ``suggestion``. Skipped on resume.
+
+    A sweep step is the step that trains: Lightning's automatic optimization over
+    ``accumulate_grad_batches`` micro-batches (loss divided by it, no DDP gradient sync before the
+    last), under the trainer's precision (autocast, GradScaler), with the trainer's gradient
+    clipping and the module's hooks, on this rank's shard of the training data. Callbacks' hooks do
+    not see the sweep (``_callbacks_muted``).
 
     Logs to W&B (when a ``WandbLogger`` is present) the curve as a line plot and a PNG, and
     ``lr_finder/suggestion``, ``lr_finder/confident``, ``lr_finder/applied``, ``lr_finder/reason`` to the summary; the
@@ -339,7 +382,8 @@ class LRFinder(FitStartStep):
     Args:
         min_lr: first LR of the sweep.
         max_lr: last LR of the sweep.
-        num_steps: sweep length in training steps (~100; fewer than 20 is refused).
+        num_steps: sweep length in optimizer steps (~100; fewer than 20 is refused); each consumes
+            ``accumulate_grad_batches`` batches.
         mode: ``exponential`` (default) or ``linear`` LR growth.
         method: how to read the curve: ``robust`` (default), ``steep``, ``valley``, ``min10``.
         beta: EMA factor smoothing the loss.
@@ -509,8 +553,12 @@ class LRFinder(FitStartStep):
 
     def _sweep(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any, ratios: list[float]) -> tuple[list[float], list[float]]:
         plan = (exponential_sweep if self.mode == "exponential" else linear_sweep)(self.min_lr, self.max_lr, self.num_steps)
-        snapshot = (copy.deepcopy(pl_module.state_dict()), copy.deepcopy(optimizer.state_dict()), _collect_rng_states())
-        was_training = pl_module.training
+        # the precision plugin's state is GradScaler's scale and growth tracker under 16-mixed: the sweep's
+        # overflows at high LRs would otherwise leave training a backed-off scale
+        snapshot = (copy.deepcopy(pl_module.state_dict()), copy.deepcopy(optimizer.state_dict()), _collect_rng_states(),
+                    copy.deepcopy(trainer.precision_plugin.state_dict()))
+        modes = _ModuleMode()
+        modes.capture(trainer.model)
         lrs: list[float] = []
         losses: list[float] = []
         train_batches = self._batches(trainer, "train")
@@ -519,61 +567,120 @@ class LRFinder(FitStartStep):
         rank_zero_info(f"LRFinder: sweeping the LR from {self.min_lr:g} to {self.max_lr:g} over at most {len(plan)} "
                        "training steps; the weights are restored afterwards.")
         progress = _sweep_bar(trainer, len(plan))
+        # a private instance: its progress counters are its own, so the trainer's global_step stays at 0
+        automatic = _AutomaticOptimization(trainer)
         try:
-            with _no_logging(pl_module):
+            with _no_logging(pl_module), _callbacks_muted(trainer):
                 for step, lr in enumerate(plan):
                     progress.update(1)
-                    pl_module.train()
+                    trainer.model.train()
                     for group, ratio in zip(optimizer.param_groups, ratios):
                         group["lr"] = lr * ratio
-                    optimizer.zero_grad()
-                    loss = _loss_of(pl_module.training_step(self._to_device(trainer, pl_module, next(train_batches)), step))
-                    if loss is None or not torch.isfinite(loss):
-                        break
-                    loss.backward()
-                    if trainer.gradient_clip_val:
-                        pl_module.clip_gradients(optimizer, trainer.gradient_clip_val, trainer.gradient_clip_algorithm)
-                    optimizer.step()
-                    value = loss.item() if not val_batches else self._val_loss(trainer, pl_module, val_batches)
-                    lrs.append(lr)
-                    losses.append(value)
-                    # smooth() and divergence_index(), one point at a time, to stop the sweep as it diverges
-                    average = self.beta * average + (1 - self.beta) * value
-                    smoothed = average / (1 - self.beta ** len(losses))
-                    smoothed_best = min(smoothed_best, smoothed)
-                    if not math.isfinite(smoothed) or (step >= 5 and smoothed > self.divergence * smoothed_best):
+                    loss = self._training_step(trainer, automatic, optimizer, train_batches, step)
+                    stop = loss is None or not math.isfinite(loss)
+                    if not stop:
+                        value = loss if not val_batches else self._val_loss(trainer, pl_module, val_batches)
+                        lrs.append(lr)
+                        losses.append(value)
+                        # smooth() and divergence_index(), one point at a time, to stop the sweep as it diverges
+                        average = self.beta * average + (1 - self.beta) * value
+                        smoothed = average / (1 - self.beta ** len(losses))
+                        smoothed_best = min(smoothed_best, smoothed)
+                        stop = not math.isfinite(smoothed) or (step >= 5 and smoothed > self.divergence * smoothed_best)
+                    # every rank stops at the same step: under DDP a rank that left the loop would leave the
+                    # others waiting in the next step's gradient all-reduce
+                    if trainer.strategy.reduce_boolean_decision(stop, all=False):
                         break
         finally:
             progress.close()
             pl_module.load_state_dict(snapshot[0])
             optimizer.load_state_dict(snapshot[1])
             _set_rng_states(snapshot[2])
+            trainer.precision_plugin.load_state_dict(snapshot[3])
             optimizer.zero_grad()
             for module in pl_module.modules():
                 if isinstance(module, Metric):
                     module.reset()
-            pl_module.train(was_training)
+            modes.restore(trainer.model)
         return lrs, losses
 
+    def _training_step(self, trainer: Trainer, automatic: _AutomaticOptimization, optimizer: Any,
+                       batches: Iterator[Any], step: int) -> Optional[float]:
+        """One sweep step: one optimizer step over ``accumulate_grad_batches`` micro-batches, run by Lightning.
+
+        The body of ``_AutomaticOptimization.run`` (lightning/pytorch/loops/optimization/automatic.py), with
+        "is this the last micro-batch" decided here instead of by the fit loop's batch counters (which the
+        sweep must not advance). Lightning's closure does the rest: ``strategy.training_step`` (the precision
+        plugin's autocast, the DDP-wrapped forward), zero_grad on the first micro-batch, the loss divided by
+        ``accumulate_grad_batches``, ``strategy.backward`` (GradScaler, the backward hooks); the module's
+        ``optimizer_step`` then runs the precision plugin's step (unscale, ``configure_gradient_clipping`` with
+        the trainer's ``gradient_clip_val``, ``scaler.step``/``update``). Non-final micro-batches run without
+        the DDP gradient all-reduce (``_block_parallel_sync_behavior``), as in training.
+
+        Returns the loss of the step, the sum of the micro-batches' divided losses (their mean, as Lightning
+        reports it), or None when the ``training_step`` returned None.
+        """
+        accumulate = trainer.accumulate_grad_batches
+        total: Optional[torch.Tensor] = None
+        for micro in range(accumulate):
+            batch_idx = step * accumulate + micro  # zero_grad runs where batch_idx % accumulate == 0
+            batch = self._to_device(trainer, next(batches))
+            kwargs = trainer.fit_loop.epoch_loop._build_kwargs(OrderedDict(), batch, batch_idx)
+            closure = automatic._make_closure(kwargs, optimizer, batch_idx)
+            if micro < accumulate - 1 and not trainer.strategy.handles_gradient_accumulation:
+                with _block_parallel_sync_behavior(trainer.strategy, block=True):
+                    closure()
+            else:
+                automatic._optimizer_step(batch_idx, closure)
+            result = closure.consume_result()
+            if result.loss is None:
+                return None
+            total = result.loss if total is None else total + result.loss
+        return None if total is None else float(total)
+
     def _val_loss(self, trainer: Trainer, pl_module: LightningModule, batches: list[Any]) -> float:
-        pl_module.eval()
-        with torch.no_grad():
-            values = [_loss_of(pl_module.training_step(self._to_device(trainer, pl_module, b), 0)) for b in batches]
+        trainer.model.eval()
+        # the training_step's loss on held-out batches, under the precision plugin's evaluation context
+        # (autocast under *-mixed), on the unwrapped module: no gradients, nothing for DDP to synchronise
+        with torch.no_grad(), trainer.precision_plugin.val_step_context():
+            values = [_loss_of(pl_module.training_step(batch, 0)) for batch in batches]
         return float(sum(v.item() for v in values if v is not None) / max(1, len(values)))
 
     @staticmethod
     def _batches(trainer: Trainer, split: str) -> Iterator[Any]:
-        source = trainer.datamodule if trainer.datamodule is not None else None
-        if source is not None:
-            loader = getattr(source, f"{split}_dataloader")()
+        """The split's batches, cycled, from a fresh dataloader prepared as the fit loop prepares its own.
+
+        ``_request_dataloader`` and ``_process_dataloader`` (lightning/pytorch/trainer/connectors/data_connector.py)
+        are what ``FitLoop.setup_data`` and the validation loop use: under DDP every rank gets its own shard
+        (a ``DistributedSampler``), as in training. Validation batches come prepared for the step
+        (``_to_device``): the sweep takes a few once and reuses them; training batches are prepared in
+        ``_training_step``, one micro-batch at a time.
+        """
+        if split == "train":
+            source, stage, mode = trainer.fit_loop._data_source, RunningStage.TRAINING, "max_size_cycle"
+            limit = trainer.limit_train_batches
         else:
-            data_source = trainer.fit_loop._data_source if split == "train" else trainer.fit_loop.epoch_loop.val_loop._data_source
-            loader = data_source.dataloader()
+            source, stage, mode = trainer.fit_loop.epoch_loop.val_loop._data_source, RunningStage.VALIDATING, "sequential"
+            limit = trainer.limit_val_batches
+        loaders = _request_dataloader(source)
+        combined = loaders if isinstance(loaders, CombinedLoader) else CombinedLoader(loaders, mode)
+        if trainer.overfit_batches > 0:  # the same fixed batches as training (overfit_batches sets the limits)
+            _resolve_overfit_batches(combined, mode=stage)
+        combined.flattened = [_process_dataloader(trainer, TrainerFn.FITTING, stage, dl) for dl in combined.flattened]
+        # the fit loop's limits (limit_*_batches, overfit_batches) without its has_len_all_ranks (a collective, and
+        # warnings the fit loop gives anyway); a limit of 0 (no training, or no validation) would leave the sweep
+        # nothing: it then sweeps the whole loader
+        limits = [_parse_num_batches(stage, sized_len(dl) or math.inf, limit) for dl in combined.flattened]
+        if all(limits):
+            combined.limits = limits
+        prepare = split != "train"
         while True:  # cycle: a sweep may be longer than an epoch
             empty = True
-            for batch in loader:
+            epoch = iter(combined)
+            length = sized_len(combined)  # with the limits: the fit loop's max_batches, where its epoch ends
+            for batch, _, _ in itertools.islice(epoch, None if length is None or math.isinf(length) else int(length)):
                 empty = False
-                yield batch
+                yield LRFinder._to_device(trainer, batch) if prepare else batch
             if empty:
                 raise ValueError(f"LRFinder: the {split} dataloader is empty.")
 
@@ -583,8 +690,11 @@ class LRFinder(FitStartStep):
             yield next(batches)
 
     @staticmethod
-    def _to_device(trainer: Trainer, pl_module: LightningModule, batch: Any) -> Any:
-        return trainer.strategy.batch_to_device(batch, pl_module.device)
+    def _to_device(trainer: Trainer, batch: Any) -> Any:
+        # what TrainingEpochLoop.advance does to a batch before the step
+        batch = trainer.precision_plugin.convert_input(batch)
+        batch = trainer.lightning_module._on_before_batch_transfer(batch, dataloader_idx=0)
+        return call._call_strategy_hook(trainer, "batch_to_device", batch, dataloader_idx=0)
 
     @staticmethod
     def _apply(trainer: Trainer, pl_module: LightningModule, optimizer: Any, lr: float, ratios: list[float]) -> None:

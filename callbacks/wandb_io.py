@@ -35,14 +35,19 @@ def run_directory(trainer: Trainer) -> Path:
 
     Same rule as ``ModelCheckpoint``: ``<save_dir>/<name>/<version>`` for a logger with a name
     and version but no log_dir of its own (W&B: ``runs/<project>/<run id>``), else
-    ``trainer.log_dir``. Never a folder shared by several runs. Call it on every rank: the
-    fallback broadcasts.
+    ``trainer.log_dir``. Never a folder shared by several runs. Call it on every rank: it
+    broadcasts rank zero's answer.
     """
     logger = trainer.loggers[0] if trainer.loggers else None
     if logger is not None and logger.name and logger.version is not None and not logger.log_dir:
         version = logger.version if isinstance(logger.version, str) else f"version_{logger.version}"
-        return Path(logger.save_dir or trainer.default_root_dir) / str(logger.name) / version
-    return Path(trainer.log_dir or trainer.default_root_dir)
+        path = Path(logger.save_dir or trainer.default_root_dir) / str(logger.name) / version
+    elif logger is not None:  # as trainer.log_dir, whose broadcast would pair with nothing on other ranks
+        path = Path(logger.log_dir or logger.save_dir or trainer.default_root_dir)
+    else:
+        path = Path(trainer.default_root_dir)
+    # one broadcast on every rank, whatever each rank's logger knows: only rank zero's W&B run has an id
+    return Path(trainer.strategy.broadcast(str(path), src=0))
 
 
 def write_atomically(path: Path, write: Callable[[Path], Any]) -> Path:
@@ -80,6 +85,8 @@ class OfflineRun:
         files: paths of files the run saved (relative to its ``files/`` folder).
         alerts: one dict (``title``, ``text``, ``level``) per ``run.alert`` call, in order.
         exit_code: the exit record's code, ``None`` while the run has not finished.
+        run_id: the W&B run id (``wandb sync`` uploads into the run of this id).
+        preempting: the run said it was preempted (``run.mark_preempting()``).
     """
 
     config: dict[str, Any] = field(default_factory=dict)
@@ -88,6 +95,8 @@ class OfflineRun:
     files: list[str] = field(default_factory=list)
     alerts: list[dict[str, str]] = field(default_factory=list)
     exit_code: Optional[int] = None
+    run_id: Optional[str] = None
+    preempting: bool = False
 
     def metric(self, key: str) -> list[Any]:
         """Every logged value of ``key``, in order."""
@@ -159,6 +168,7 @@ def read_offline_run(run_dir: str | Path, wait: float = 30.0) -> OfflineRun:
             record.ParseFromString(payload)
             kind = record.WhichOneof("record_type")
             if kind == "run":
+                run.run_id = record.run.run_id
                 for item in record.run.config.update:
                     _set_nested(run.config, item)
             elif kind == "config":
@@ -176,6 +186,8 @@ def read_offline_run(run_dir: str | Path, wait: float = 30.0) -> OfflineRun:
                 run.files.extend(f.path for f in record.files.files)
             elif kind == "alert":
                 run.alerts.append({"title": record.alert.title, "text": record.alert.text, "level": record.alert.level})
+            elif kind == "preempting":
+                run.preempting = True
             elif kind == "exit":
                 run.exit_code = record.exit.exit_code
         if run.exit_code is not None or time.monotonic() > deadline:

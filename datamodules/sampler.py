@@ -5,22 +5,86 @@ would remove the padding but also the randomness of the batches (T42), so the us
 (torchtext's ``BucketIterator``, AllenNLP's bucket sampler) is used: shuffle, cut the order into
 pools of ``bucket_size`` batches, sort each pool by length, cut it into batches and shuffle the
 batches. torch ships no such sampler, hence this small class.
+
+Resuming a run mid-epoch (``ResumableLoader``) needs every epoch's order to be a function of the
+seed and the epoch alone, never of torch's global generator (whose state at the start of an epoch
+differs between a run and its resumption), and a batch sampler that can start after its first
+``n`` batches without loading them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import itertools
+import os
+from collections.abc import Iterator, Sequence, Sized
+from typing import Any
 
 import torch
-from torch.utils.data import BatchSampler, Sampler
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler
 
 
-class BucketBatchSampler(BatchSampler):
+def global_seed() -> int:
+    """The seed ``seed_everything`` set (``PL_GLOBAL_SEED``), as Lightning's ``DistributedSampler`` uses it."""
+    return int(os.environ.get("PL_GLOBAL_SEED", 0))
+
+
+def _generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch * 2 + stream)
+
+
+class EpochShuffle(RandomSampler):
+    """A random order that is a function of ``seed`` and the epoch only, like ``DistributedSampler``'s.
+
+    A ``RandomSampler`` (Lightning recognises it as shuffled and swaps it for a
+    ``DistributedSampler`` under DDP) whose order does not depend on torch's global generator,
+    so a resumed run sees the same order as the run it resumes. Lightning calls ``set_epoch``
+    at the start of every epoch.
+
+    Args:
+        data_source: the data set (only its length is used).
+        seed: the base seed; default ``PL_GLOBAL_SEED`` (``seed_everything``).
+    """
+
+    def __init__(self, data_source: Sized, seed: int | None = None) -> None:
+        super().__init__(data_source)
+        self.seed = global_seed() if seed is None else seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        yield from torch.randperm(len(self.data_source), generator=_generator(self.seed, self.epoch)).tolist()
+
+
+class SkippableBatchSampler(BatchSampler):
+    """A ``BatchSampler`` whose next pass can start after its first ``n`` batches (mid-epoch resume).
+
+    The skipped batches are index lists only: no example is loaded or collated for them.
+    """
+
+    def __init__(self, sampler: Sampler[int], batch_size: int, drop_last: bool) -> None:
+        super().__init__(sampler, batch_size, drop_last)
+        self._skip = 0
+
+    def skip_next(self, batches: int) -> None:
+        """Start the next pass after its first ``batches`` batches."""
+        self._skip = batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        skip, self._skip = self._skip, 0
+        return itertools.islice(self._batches(), skip, None)
+
+    def _batches(self) -> Iterator[list[int]]:
+        return super().__iter__()
+
+
+class BucketBatchSampler(SkippableBatchSampler):
     """Batches of indices whose sequences have similar lengths; new buckets every epoch.
 
     ``sampler`` gives the (shuffled) order; Lightning swaps it for a ``DistributedSampler``
-    under DDP, so each rank buckets its own shard. The order of the batches is shuffled with
-    torch's global generator, which ``seed_everything`` seeds, like ``shuffle=True`` does.
+    under DDP, so each rank buckets its own shard. The order of the batches is shuffled with a
+    generator seeded by ``seed`` and the sampler's epoch (``set_epoch``), never torch's global one.
 
     Args:
         sampler: the order of the indices (a ``RandomSampler`` for training).
@@ -30,7 +94,8 @@ class BucketBatchSampler(BatchSampler):
         bucket_size: batches per pool sorted by length; larger pools mean less padding and
             less random batches.
         shuffle: shuffle the order of the batches (training); off, batches come shortest first
-            within each pool and nothing draws from the global generator (evaluation).
+            within each pool (evaluation).
+        seed: the base seed of the batch order; default ``PL_GLOBAL_SEED`` (``seed_everything``).
 
     Raises:
         ValueError: ``batch_size`` or ``bucket_size`` below 1.
@@ -51,6 +116,7 @@ class BucketBatchSampler(BatchSampler):
         lengths: Sequence[int],
         bucket_size: int = 50,
         shuffle: bool = True,
+        seed: int | None = None,
     ) -> None:
         if bucket_size < 1:
             raise ValueError(f"bucket_size must be >= 1 (batches per length-sorted pool), got {bucket_size}.")
@@ -58,8 +124,9 @@ class BucketBatchSampler(BatchSampler):
         self.lengths = torch.as_tensor(list(lengths), dtype=torch.long)
         self.bucket_size = bucket_size
         self.shuffle = shuffle
+        self.seed = global_seed() if seed is None else seed
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def _batches(self) -> Iterator[list[int]]:
         order = torch.as_tensor(list(self.sampler), dtype=torch.long)
         pool = self.batch_size * self.bucket_size
         batches: list[list[int]] = []
@@ -70,7 +137,9 @@ class BucketBatchSampler(BatchSampler):
                 batch = chunk[first : first + self.batch_size]
                 if len(batch) == self.batch_size or not self.drop_last:
                     batches.append(batch.tolist())
-        order_of_batches = torch.randperm(len(batches)).tolist() if self.shuffle else range(len(batches))
+        epoch = getattr(self.sampler, "epoch", 0)  # EpochShuffle or DistributedSampler; Lightning sets it
+        order_of_batches = (torch.randperm(len(batches), generator=_generator(self.seed, epoch, 1)).tolist()
+                            if self.shuffle else range(len(batches)))
         for index in order_of_batches:
             yield batches[index]
 
@@ -82,3 +151,44 @@ class BucketBatchSampler(BatchSampler):
         if self.drop_last:
             return full * per_pool + rest // self.batch_size
         return full * per_pool + -(-rest // self.batch_size)
+
+
+class ResumableLoader(DataLoader):
+    """A ``DataLoader`` that Lightning can resume mid-epoch: it counts the batches it handed out.
+
+    Lightning saves the ``state_dict`` of a training loader that has one into every checkpoint
+    and gives it back on resume, before the first batch; the next pass then starts after the
+    batches the interrupted epoch had already trained on (its ``SkippableBatchSampler`` skips
+    them without loading them). With the seeded samplers above, the resumed epoch's remaining
+    batches are exactly the interrupted run's. The loader also draws its workers' base seed from
+    its own generator rather than torch's global one, which the training steps (dropout) use.
+    Lightning's fetcher does not prefetch from a loader with a length, so a checkpoint written
+    after batch ``k`` counts ``k + 1`` batches. (torchdata's ``StatefulDataLoader`` does the same
+    counting but is a further dependency and still needs these seeded samplers.)
+
+    Args:
+        *args, **kwargs: as for ``DataLoader``; the batch sampler must be a ``SkippableBatchSampler``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("generator", torch.Generator().manual_seed(global_seed()))
+        super().__init__(*args, **kwargs)
+        self._epoch, self._served = 0, 0
+        self._resume_at: dict[str, int] | None = None
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        epoch = getattr(getattr(self.batch_sampler, "sampler", None), "epoch", 0)
+        resume, self._resume_at = self._resume_at, None
+        skip = resume["batches"] if resume and resume["epoch"] == epoch else 0
+        if skip:
+            self.batch_sampler.skip_next(skip)  # type: ignore[union-attr]
+        self._epoch, self._served = epoch, skip
+        for batch in super().__iter__():
+            self._served += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self._epoch, "batches": self._served}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self._resume_at = {"epoch": int(state_dict["epoch"]), "batches": int(state_dict["batches"])}

@@ -17,9 +17,9 @@ from typing import Any, Literal, Optional
 
 import torch
 from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
-from .sampler import BucketBatchSampler
+from .sampler import BucketBatchSampler, EpochShuffle, ResumableLoader, SkippableBatchSampler
 from .text_io import BUNDLED, SUFFIXES, Example, read_bundled, read_examples, read_texts, tokenize
 from .vocab import Vocabulary
 
@@ -78,6 +78,7 @@ def auto_unlabelled(dataset: str, data_path: Optional[str]) -> tuple[Optional[st
 
 
 _STAGE_OF = {"train": "fit", "val": "validate", "test": "test", "predict": "predict"}
+_SPLITS_OF = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
 
 
 class EncodedTexts(Dataset):
@@ -375,6 +376,9 @@ class TextClassificationDataModule(LightningDataModule):
 
     # ------------------------------------------------------------------ Lightning hooks
     def setup(self, stage: str) -> None:
+        """Read, split and encode the data the stage needs; a second call for a stage is free."""
+        if all(name in self.datasets for name in _SPLITS_OF[stage]):
+            return  # the CLI sets up before the run starts, so bad data stops it before anything is created
         vocab = self.vocab
         index = {label: i for i, label in enumerate(self.labels)}
         if stage == "predict":
@@ -389,9 +393,8 @@ class TextClassificationDataModule(LightningDataModule):
             self.texts["predict"] = list(texts)
             self.datasets["predict"] = EncodedTexts([vocab.encode(self._tokens(t)) for t in texts])
             return
-        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}[stage]
         splits = self._load_splits()
-        for name in wanted:
+        for name in _SPLITS_OF[stage]:
             unknown = sorted({e.label for e in splits[name]} - set(index))
             if unknown:
                 raise ValueError(
@@ -410,12 +413,15 @@ class TextClassificationDataModule(LightningDataModule):
             "persistent_workers": self.num_workers > 0,
             "collate_fn": pad_collate,
         }
+        order = EpochShuffle(dataset) if shuffle else SequentialSampler(dataset)
         if self.bucketing and name != "predict":  # predictions keep the input order
-            order = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
             lengths = [len(ids) for ids in dataset.sequences]
-            sampler = BucketBatchSampler(order, self.batch_size, False, lengths, self.bucket_size, shuffle=shuffle)
-            return DataLoader(dataset, batch_sampler=sampler, **common)
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, **common)
+            batches: SkippableBatchSampler = BucketBatchSampler(
+                order, self.batch_size, False, lengths, self.bucket_size, shuffle=shuffle
+            )
+        else:
+            batches = SkippableBatchSampler(order, self.batch_size, False)
+        return ResumableLoader(dataset, batch_sampler=batches, **common)  # resumable mid-epoch
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)  # T42: a new order every epoch
@@ -446,5 +452,7 @@ class TextClassificationDataModule(LightningDataModule):
         self.lowercase = state_dict.get("lowercase", self.lowercase)
         self.max_length = state_dict.get("max_length", self.max_length)
         if changed:  # datasets encoded with another vocabulary: encode them again
-            for stage in {_STAGE_OF[name] for name in self.datasets}:
+            stages = {_STAGE_OF[name] for name in self.datasets}
+            self.datasets.clear()
+            for stage in stages:
                 self.setup(stage)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import csv
 import html
+import io
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -51,16 +53,32 @@ class Example:
     line: int
 
 
-def _decode(path: Path) -> str:
+def _decode(path: Path) -> list[str]:
+    """The lines of ``path``, decoded from UTF-8, with their line endings.
+
+    Only ``\\n``, ``\\r\\n`` and ``\\r`` end a line, as for the csv module; ``str.splitlines``
+    would also split on form feeds and U+2028 inside a text, and shift every line number after it.
+
+    Raises:
+        ValueError: the file is not UTF-8 or holds a NUL byte, naming the line.
+    """
     raw = path.read_bytes()
     try:
-        return raw.decode("utf-8-sig")
+        content = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
         raise ValueError(
             f"{path}, line {line}: the file is not valid UTF-8 ({err.reason} at byte {err.start}). "
             f"Re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 {path.name} > utf8_{path.name}`."
         ) from None
+    lines = io.StringIO(content, newline="").readlines()
+    if "\x00" in content:
+        line = next(number for number, text in enumerate(lines, start=1) if "\x00" in text)
+        raise ValueError(
+            f"{path}, line {line}: contains a NUL byte (binary data, or a UTF-16 file?). Pass a UTF-8 text file, "
+            f"e.g. `iconv -f utf-16 -t utf-8 {path.name} > utf8_{path.name}`, or delete the NUL bytes."
+        )
+    return lines
 
 
 def _check_value(path: Path, line: int, value: object, column: str) -> str:
@@ -68,6 +86,101 @@ def _check_value(path: Path, line: int, value: object, column: str) -> str:
     if not text.strip():
         raise ValueError(f"{path}, line {line}: empty {column!r} value. Fill it in or remove the row.")
     return text
+
+
+def _read_records(path: Path, lines: list[str], columns: dict[str, str]) -> list[tuple[int, list[str]]]:
+    """The values of ``columns`` in each record of a CSV, TSV or JSONL file, checked.
+
+    Args:
+        path: the file; its suffix picks the format.
+        lines: its lines, from ``_decode``.
+        columns: the ``--data`` option naming each wanted column (or JSON key) -> that name,
+            e.g. ``{"text_column": "text"}``.
+
+    Returns:
+        ``(line, values)`` for each record: the line it starts on and the non-empty values of
+        ``columns``, in their order.
+
+    Raises:
+        ValueError: empty file, missing column or key, malformed row or JSON, or an empty value.
+    """
+    jsonl = path.suffix.lower() == ".jsonl"
+    if not any(line.strip() for line in lines):
+        names = " and ".join(map(repr, columns.values()))
+        what = "one JSON object per line with the key" if jsonl else "a header line with the column"
+        raise ValueError(f"{path} is empty. Expected {what}{'s' if len(columns) > 1 else ''} {names}.")
+    records = _read_jsonl(path, lines, columns) if jsonl else _read_delimited(path, lines, columns)
+    return [
+        (line, [_check_value(path, line, record[name], name) for name in columns.values()])
+        for line, record in records
+    ]
+
+
+def _read_delimited(path: Path, lines: list[str], columns: dict[str, str]) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield ``(line, row)`` for each data row of a CSV/TSV file, after checking its header for ``columns``."""
+    separator = "tab" if path.suffix.lower() == ".tsv" else "comma"
+    reader = csv.reader(lines, delimiter="\t" if separator == "tab" else ",", strict=True)
+    header = None
+    while True:
+        start = reader.line_num + 1  # lines read so far + 1: a quoted field may span several lines
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            if reader.line_num > start or "end of data" in str(err):
+                problem = (f"a double quote opened here is never closed (the csv reader read on to line "
+                           f"{reader.line_num} looking for it)")
+            else:
+                problem = "malformed quoting: " + str(err).replace("\t", "\\t")
+            raise ValueError(
+                f"{path}, line {start}: {problem}. Close the quote, or write each double quote inside a field "
+                'as two (""), e.g. "he said ""wow""".'
+            ) from None
+        if not row:
+            continue
+        if header is None:
+            header = row
+            for option, wanted in columns.items():
+                if wanted not in header:
+                    raise ValueError(
+                        f"{path} has no column {wanted!r} (its columns: {', '.join(header)}). "
+                        f"Set --data.{option} to one of them."
+                    )
+        elif len(row) != len(header):
+            raise ValueError(
+                f"{path}, line {start}: {len(row)} field{'s' if len(row) != 1 else ''} where the header has "
+                f"{len(header)}. Put double quotes around a field that holds a {separator}, or fix the row."
+            )
+        else:
+            yield start, dict(zip(header, row))
+
+
+def _read_jsonl(path: Path, lines: list[str], columns: dict[str, str]) -> Iterator[tuple[int, dict]]:
+    """Yield ``(line, record)`` for each non-blank line of a JSONL file, each record holding ``columns``."""
+    example = json.dumps(dict.fromkeys(columns.values(), "..."))
+    for line, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except json.JSONDecodeError as err:
+            raise ValueError(
+                f"{path}, line {line}: not valid JSON ({err.msg} at column {err.colno}). "
+                f"Write one JSON object per line, e.g. {example}."
+            ) from None
+        if not isinstance(record, dict):
+            raise ValueError(
+                f"{path}, line {line}: expected a JSON object, got {type(record).__name__}. "
+                f"Write one JSON object per line, e.g. {example}."
+            )
+        for option, wanted in columns.items():
+            if wanted not in record:
+                raise ValueError(
+                    f"{path}, line {line}: no key {wanted!r} (its keys: {', '.join(record) or 'none'}). "
+                    f"Set --data.{option} to one of them."
+                )
+        yield line, record
 
 
 def read_examples(path: str | Path, text_column: str = "text", label_column: str = "label") -> list[Example]:
@@ -80,8 +193,8 @@ def read_examples(path: str | Path, text_column: str = "text", label_column: str
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: unsupported suffix, empty file, missing column, invalid UTF-8,
-            malformed JSON or an empty text/label, each naming the line.
+        ValueError: unsupported suffix, empty file, missing column, invalid UTF-8, a NUL byte,
+            an unclosed quote, malformed JSON or an empty text/label, each naming the line.
     """
     path = Path(path)
     if not path.is_file():
@@ -91,90 +204,31 @@ def read_examples(path: str | Path, text_column: str = "text", label_column: str
         )
     if path.suffix.lower() not in (".csv", ".tsv", ".jsonl"):
         raise ValueError(f"{path}: unsupported file type {path.suffix!r}; use one of .csv, .tsv, .jsonl.")
-    content = _decode(path)
-    if not content.strip():
-        raise ValueError(
-            f"{path} is empty. Expected a header line with the columns {text_column!r} and {label_column!r}."
-        )
-    if path.suffix.lower() == ".jsonl":
-        return _read_jsonl(path, content, text_column, label_column)
-    return _read_delimited(path, content, text_column, label_column)
-
-
-def _read_delimited(path: Path, content: str, text_column: str, label_column: str) -> list[Example]:
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    reader = csv.DictReader(content.splitlines(keepends=True), delimiter=delimiter)
-    columns = reader.fieldnames or []
-    for wanted, option in ((text_column, "text_column"), (label_column, "label_column")):
-        if wanted not in columns:
-            raise ValueError(
-                f"{path} has no column {wanted!r} (its columns: {', '.join(columns)}). "
-                f"Set --data.{option} to one of them."
-            )
-    examples = []
-    try:
-        for row in reader:
-            line = reader.line_num
-            examples.append(
-                Example(
-                    _check_value(path, line, row[text_column], text_column),
-                    _check_value(path, line, row[label_column], label_column).strip(),
-                    line,
-                )
-            )
-    except csv.Error as err:
-        raise ValueError(f"{path}, line {reader.line_num}: malformed row ({err}).") from None
-    if not examples:
+    records = _read_records(path, _decode(path), {"text_column": text_column, "label_column": label_column})
+    if not records:
         raise ValueError(f"{path} has a header but no rows.")
-    return examples
-
-
-def _read_jsonl(path: Path, content: str, text_column: str, label_column: str) -> list[Example]:
-    examples = []
-    for line, raw in enumerate(content.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            record = json.loads(raw)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}, line {line}: not valid JSON ({err.msg}).") from None
-        if not isinstance(record, dict):
-            raise ValueError(f"{path}, line {line}: expected a JSON object, got {type(record).__name__}.")
-        for wanted, option in ((text_column, "text_column"), (label_column, "label_column")):
-            if wanted not in record:
-                raise ValueError(
-                    f"{path}, line {line}: no key {wanted!r} (its keys: {', '.join(record)}). "
-                    f"Set --data.{option} to one of them."
-                )
-        examples.append(
-            Example(
-                _check_value(path, line, record[text_column], text_column),
-                _check_value(path, line, record[label_column], label_column).strip(),
-                line,
-            )
-        )
-    return examples
+    return [Example(text, label.strip(), line) for line, (text, label) in records]
 
 
 def read_texts(path: str | Path, text_column: str = "text") -> list[str]:
-    """Read unlabelled texts for prediction: ``.txt`` (one per line) or a CSV/TSV/JSONL column."""
+    """Read unlabelled texts for prediction: ``.txt`` (one per line) or a CSV/TSV/JSONL column.
+
+    A CSV/TSV/JSONL file is checked as by ``read_examples``, without the label.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: unsupported suffix, or any fault ``read_examples`` refuses, naming the line.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"prediction file {path} does not exist.")
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise ValueError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(SUFFIXES)}.")
-    content = _decode(path)
+    lines = _decode(path)
     if suffix == ".txt":
-        return [line for line in content.splitlines() if line.strip()]
-    if suffix == ".jsonl":
-        rows = [json.loads(raw) for raw in content.splitlines() if raw.strip()]
-    else:
-        rows = list(csv.DictReader(content.splitlines(True), delimiter="\t" if suffix == ".tsv" else ","))
-    if rows and text_column not in rows[0]:
-        raise ValueError(f"{path} has no column {text_column!r} (its columns: {', '.join(rows[0])}). "
-                         "Set --data.text_column to one of them.")
-    return [str(row[text_column]) for row in rows]
+        return [line.rstrip("\r\n") for line in lines if line.strip()]
+    return [text for _, (text,) in _read_records(path, lines, {"text_column": text_column})]
 
 
 def read_bundled(name: str) -> list[Example]:

@@ -106,11 +106,16 @@ def test_padded_batches_have_lengths_and_pad_index(tmp_path):
 
 
 def test_training_order_changes_every_epoch_and_eval_order_does_not():
+    from lightning.fabric.utilities.data import _set_sampler_epoch
+
     dm = TextClassificationDataModule(limit=400, batch_size=16)
     dm.setup("fit")
-    torch.manual_seed(0)
-    first = [b["tokens"][:, 0].tolist() for b in dm.train_dataloader()]
-    second = [b["tokens"][:, 0].tolist() for b in dm.train_dataloader()]
+    loader = dm.train_dataloader()
+    first = [b["tokens"][:, 0].tolist() for b in loader]
+    torch.manual_seed(123)  # the order is a function of the seed and the epoch, never of the global generator
+    assert [b["tokens"][:, 0].tolist() for b in dm.train_dataloader()] == first
+    _set_sampler_epoch(loader, 1)  # what Lightning calls at the start of every epoch
+    second = [b["tokens"][:, 0].tolist() for b in loader]
     assert first != second
     assert sorted(sum(first, [])) == sorted(sum(second, []))
     val = [b["tokens"].tolist() for b in dm.val_dataloader()]

@@ -55,26 +55,38 @@ def test_keeps_the_last_weights_when_told_to():
     assert_weights(model, snapshots.weights[-1])
 
 
-class Terminate(Callback):
-    def __init__(self, epoch):
-        self.epoch = epoch
+class Interrupt(Callback):
+    def __init__(self, epoch, exception):
+        self.epoch, self.exception = epoch, exception
 
     def on_train_epoch_start(self, trainer, pl_module):
         if trainer.current_epoch == self.epoch:
-            raise SIGTERMException(15)
+            raise self.exception
 
 
-def test_sigterm_leaves_the_model_at_the_best_weights():
-    captured = {}
+class Keep(Callback):
+    def on_fit_start(self, trainer, pl_module):
+        self.trainer, self.model = trainer, pl_module
 
-    class Keep(Callback):
-        def on_fit_start(self, trainer, pl_module):
-            captured["model"] = pl_module
 
-    stop, snapshots = EarlyStopping(monitor="val/loss", patience=100), Snapshots()
+def test_sigterm_keeps_the_last_weights_for_the_resume():
+    keep, stop, snapshots = Keep(), EarlyStopping(monitor="val/loss", patience=100), Snapshots()
     with pytest.raises(SIGTERMException):
-        fit([Keep(), snapshots, stop, Terminate(4)], epochs=10, lr=0.05)
-    assert_weights(captured["model"], snapshots.weights[best_epoch(snapshots.values)])
+        fit([keep, snapshots, stop, Interrupt(4, SIGTERMException(15))], epochs=10, lr=0.05)
+    assert best_epoch(snapshots.values) != len(snapshots.weights) - 1
+    assert not stop.restored
+    assert_weights(keep.model, snapshots.weights[-1])
+
+
+def test_ctrl_c_restores_the_best_weights_and_later_checkpoints_still_hold_the_last(tmp_path):
+    keep, stop, snapshots = Keep(), EarlyStopping(monitor="val/loss", patience=100), Snapshots()
+    with pytest.raises(SystemExit):  # Lightning turns KeyboardInterrupt into exit status 1
+        fit([keep, snapshots, stop, Interrupt(4, KeyboardInterrupt())], epochs=10, lr=0.05)
+    assert_weights(keep.model, snapshots.weights[best_epoch(snapshots.values)])
+    keep.trainer.save_checkpoint(tmp_path / "after.ckpt")
+    saved = torch.load(tmp_path / "after.ckpt", weights_only=True)["state_dict"]
+    for name, value in snapshots.weights[-1].items():
+        torch.testing.assert_close(saved[name], value, rtol=0, atol=0)
 
 
 def test_resume_keeps_the_best_weights_and_ends_like_the_uninterrupted_run(tmp_path):

@@ -1,5 +1,9 @@
-"""The pre-gen hook refuses bad answers with a message saying what to type, and writes nothing;
-the post-gen hook records exactly the answers. Every test bakes the real template."""
+"""Bad answers are refused with a message saying what to type, and nothing is written; the post-gen
+hook records exactly the answers. Every test bakes the real template.
+
+The answers are checked while cookiecutter renders them (``__checked`` in template/cookiecutter.json,
+``liandan_ext.check_answers``), before it creates the project folder; the pre-gen hook checks them
+again for replays, which skip that rendering."""
 
 from __future__ import annotations
 
@@ -8,13 +12,18 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
+import zipfile
 
 import pytest
 import yaml
 from cookiecutter.exceptions import FailedHookException
+from cookiecutter.main import cookiecutter
 
 from tests.bake_helpers import (
+    DEFAULT_SLUG,
     REPO_ROOT,
+    TEMPLATE_DIR,
     answer_keys,
     bake,
     check_project,
@@ -23,6 +32,7 @@ from tests.bake_helpers import (
 )
 
 PACKAGE_FIX = "Type a different package_name, e.g. {!r}."
+NAME_LIMIT = 100  # the longest project_slug and package_name (liandan_ext.NAME_LIMIT)
 
 # (package_name, what the hook says, the name it suggests instead)
 BAD_PACKAGES = [
@@ -38,12 +48,15 @@ BAD_PACKAGES = [
     ("2fast", "is not a valid Python package name", "project_2fast"),
     ("my-pkg", "is not a valid Python package name", "my_pkg"),
     ("MyPkg", "is not a valid Python package name", "mypkg"),
+    ("p" * 101, "is longer than 100 characters", "p" * 100),
 ]
 # (project_slug, what the hook says, the slug it suggests)
 BAD_SLUGS = [
     ("bad/slug", "is not a usable folder name", "bad-slug"),
     ("../x", "is not a usable folder name", "x"),
     ("-x", "is not a usable folder name", "x"),
+    ("a" * 101, "is longer than 100 characters", "a" * 100),
+    ("a" * 300, "is longer than 100 characters", "a" * 100),  # raised "OSError: File name too long"
 ]
 # (wandb_project, what the hook says, the project it suggests)
 BAD_WANDB = [
@@ -55,31 +68,62 @@ BAD_WANDB = [
 VALID = {"project_slug": "ok-project", "package_name": "ok_pkg", "wandb_project": "ok-project"}
 
 
+def _shown(value: str) -> str:
+    """How a message quotes an answer: whole up to 40 characters, else its start and its length."""
+    return repr(value) if len(value) <= 40 else f"{value[:24]!r}... ({len(value)} characters)"
+
+
+def _id(value: str) -> str:
+    return value if len(value) <= 12 else f"{value[:4]}x{len(value)}"
+
+
 def _cases():
     for name, says, fix in BAD_PACKAGES:
         yield pytest.param(
             {"package_name": name},
-            f"package_name {name!r} {says}",
+            f"package_name {_shown(name)} {says}",
             PACKAGE_FIX.format(fix),
             {"package_name": fix},
-            id=f"package-{name}",
+            id=f"package-{_id(name)}",
         )
     for slug, says, fix in BAD_SLUGS:
         yield pytest.param(
             {**VALID, "project_slug": slug},
-            f"project_slug {slug!r} {says}",
+            f"project_slug {_shown(slug)} {says}",
             f"Type e.g. {fix!r}.",
             {**VALID, "project_slug": fix},
-            id=f"slug-{slug}",
+            id=f"slug-{_id(slug)}",
         )
     for project, says, fix in BAD_WANDB:
         yield pytest.param(
             {"wandb_project": project},
-            f"wandb_project {project!r} {says}",
+            f"wandb_project {_shown(project)} {says}",
             f"Type e.g. {fix!r}.",
             {"wandb_project": fix},
-            id=f"wandb-{project[:10] or 'empty'}",
+            id=f"wandb-{_id(project) or 'empty'}",
         )
+
+
+def _refusal(tmp_path, answers, **kwargs) -> list[str]:
+    """Bake with ``answers``, which must be refused; returns the refusal's ``ERROR: …`` lines."""
+    with pytest.raises(FailedHookException) as refused:
+        bake(REPO_ROOT, tmp_path / "out", tmp_path / "cc", extra_context=answers, **kwargs)
+    lines = str(refused.value).splitlines()
+    assert lines and all(line.startswith("ERROR: ") for line in lines), lines
+    return lines
+
+
+def _run_cookiecutter(tmp_path, out, *args, template=REPO_ROOT):
+    """The ``cookiecutter`` command as a user types it, with this test's user config."""
+    out.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(
+        [sys.executable, "-m", "cookiecutter", str(template), "--no-input", "-o", str(out), *args],
+        env={**os.environ, "COOKIECUTTER_CONFIG": str(write_user_config(tmp_path / "cc"))},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def _leftovers(tmp_path, out):
@@ -90,15 +134,12 @@ def _leftovers(tmp_path, out):
 
 
 @pytest.mark.parametrize(("answers", "message", "fix", "fixed"), list(_cases()))
-def test_bad_answer_is_refused_with_a_fix(tmp_path, capfd, answers, message, fix, fixed):
+def test_bad_answer_is_refused_with_a_fix(tmp_path, answers, message, fix, fixed):
     out = tmp_path / "out"
-    with pytest.raises(FailedHookException):
-        bake(REPO_ROOT, out, tmp_path / "cc", extra_context=answers)
-    stderr = capfd.readouterr().err
-    errors = [line for line in stderr.splitlines() if line.startswith("ERROR: ")]
-    assert len(errors) == 1, stderr
-    assert errors[0].startswith(f"ERROR: {message}"), stderr
-    assert errors[0].endswith(f" {fix}"), stderr
+    errors = _refusal(tmp_path, answers)
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(f"ERROR: {message}"), errors
+    assert errors[0].endswith(f" {fix}"), errors
 
     # the suggestion is itself an answer the template accepts
     project = bake(REPO_ROOT, out, tmp_path / "cc", extra_context=fixed)
@@ -107,41 +148,73 @@ def test_bad_answer_is_refused_with_a_fix(tmp_path, capfd, answers, message, fix
 
 
 @pytest.mark.parametrize(("answers", "message", "fix", "fixed"), list(_cases()))
-def test_bad_answer_writes_nothing(tmp_path, answers, message, fix, fixed):
+def test_bad_answer_writes_nothing(tmp_path, capfd, answers, message, fix, fixed):
+    """Not even the empty out/bad/ that cookiecutter leaves when a pre-gen hook refuses the slug bad/slug."""
     out = tmp_path / "out"
-    with pytest.raises(FailedHookException):
-        bake(REPO_ROOT, out, tmp_path / "cc", extra_context=answers)
-    leftovers = _leftovers(tmp_path, out)
-    if "/" in answers.get("project_slug", "").strip("./"):
-        # cookiecutter creates out/bad/slug before any hook runs and removes only out/bad/slug
-        # when the hook fails: an empty out/bad/ stays (a cookiecutter limitation), never a file.
-        assert leftovers and all((out / p).is_dir() and not any((out / p).iterdir()) for p in leftovers), leftovers
-    else:
-        assert leftovers == []
+    _refusal(tmp_path, answers)
+    assert _leftovers(tmp_path, out) == []
+    assert "Traceback" not in capfd.readouterr().err  # refused before any hook ran (cookiecutter logs hook failures)
 
 
-def test_the_command_line_exits_non_zero_and_says_why(tmp_path):
-    """What a user sees: ``cookiecutter <repo> --no-input package_name=class`` fails with the hint."""
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        pytest.param(
+            "package_name=class",
+            "ERROR: package_name 'class' is a Python keyword. " + PACKAGE_FIX.format("my_class"),
+            id="keyword",
+        ),
+        pytest.param(
+            "project_slug=foo/bar",
+            "ERROR: project_slug 'foo/bar' is not a usable folder name (letters, digits, '.', '_', '-', "
+            "starting with a letter or digit). Type e.g. 'foo-bar'.",
+            id="slash",
+        ),
+        pytest.param(
+            "project_slug=" + "a" * 300,
+            f"ERROR: project_slug {_shown('a' * 300)} is longer than 100 characters. Type e.g. {'a' * 100!r}.",
+            id="too-long",
+        ),
+    ],
+)
+def test_the_command_line_exits_non_zero_and_says_why(tmp_path, answer, error):
+    """What a user sees: ``cookiecutter <repo> --no-input <bad answer>`` fails with the hint, no traceback,
+    and leaves the output folder empty (the slug 'foo/bar' used to leave out/foo/, 300 characters an
+    ``OSError: File name too long``)."""
     out = tmp_path / "out"
-    out.mkdir()
-    result = subprocess.run(
-        [sys.executable, "-m", "cookiecutter", str(REPO_ROOT), "--no-input", "-o", str(out), "package_name=class"],
-        env={**os.environ, "COOKIECUTTER_CONFIG": str(write_user_config(tmp_path / "cc"))},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode != 0
-    assert "ERROR: package_name 'class' is a Python keyword. " + PACKAGE_FIX.format("my_class") in result.stderr
+    result = _run_cookiecutter(tmp_path, out, answer)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = (result.stdout + result.stderr).splitlines()
+    assert error in lines, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert all(line.startswith("ERROR: ") for line in lines), lines  # the messages and nothing else
     assert _leftovers(tmp_path, out) == []
 
 
-def test_every_problem_is_reported_at_once(tmp_path, capfd):
+def test_a_long_project_name_gives_names_that_fit(tmp_path):
+    """The slug derived from a 300-character project name is cut to 100 characters (at a word), and
+    the package and W&B project derived from it follow."""
+    name = "A Very Long Project Name " * 12  # 300 characters
+    project = bake(REPO_ROOT, tmp_path / "out", tmp_path / "cc", extra_context={"project_name": name})
+    slug = project.name
+    full = "-".join(name.lower().split())
+    assert len(slug) <= NAME_LIMIT and full.startswith(slug) and full[len(slug)] == "-", slug
+    recorded = check_project(project, package=slug.replace("-", "_"), slug=slug)
+    assert recorded["project_name"] == name and recorded["wandb_project"] == slug
+
+
+def test_a_long_project_name_on_the_command_line(tmp_path):
+    """One word of 300 characters (no word boundary to cut at): the command makes a 100-character folder."""
+    out = tmp_path / "out"
+    result = _run_cookiecutter(tmp_path, out, "project_name=" + "a" * 300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [p.name for p in out.iterdir()] == ["a" * NAME_LIMIT]
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
     """A slug with a '/' also spoils the package and W&B names derived from it: all three are named."""
     out = tmp_path / "out"
-    with pytest.raises(FailedHookException):
-        bake(REPO_ROOT, out, tmp_path / "cc", extra_context={"project_slug": "../x"})
-    errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("ERROR: ")]
+    errors = _refusal(tmp_path, {"project_slug": "../x"})
     assert [re.match(r"ERROR: (\w+) ", line).group(1) for line in errors] == [
         "project_slug",
         "package_name",
@@ -150,21 +223,61 @@ def test_every_problem_is_reported_at_once(tmp_path, capfd):
     assert _leftovers(tmp_path, out) == []
 
 
-def test_refused_rebake_keeps_the_existing_project(tmp_path, capfd):
+def test_refused_rebake_keeps_the_existing_project(tmp_path):
     """With --overwrite-if-exists a refused bake must not delete the project it would overwrite."""
     out = tmp_path / "out"
     project = bake(REPO_ROOT, out, tmp_path / "cc", extra_context={"project_slug": "keep-me", "package_name": "keep_me"})
     before = sorted(p.relative_to(project) for p in project.rglob("*"))
-    with pytest.raises(FailedHookException):
-        bake(
-            REPO_ROOT,
-            out,
-            tmp_path / "cc",
-            overwrite_if_exists=True,
-            extra_context={"project_slug": "keep-me", "package_name": "json"},
-        )
-    assert "is a standard-library module" in capfd.readouterr().err
+    errors = _refusal(tmp_path, {"project_slug": "keep-me", "package_name": "json"}, overwrite_if_exists=True)
+    assert "is a standard-library module" in errors[0]
     assert sorted(p.relative_to(project) for p in project.rglob("*")) == before
+
+
+def test_the_pre_gen_hook_checks_a_replay(tmp_path, capfd):
+    """A replay holds ``__checked`` already rendered, so cookiecutter skips the check: the hook refuses
+    the bad answer, and cookiecutter removes the project folder it had created."""
+    out = tmp_path / "out"
+    config = write_user_config(tmp_path / "cc")
+    bake(TEMPLATE_DIR, tmp_path / "first", tmp_path / "cc")
+    replay = json.loads((tmp_path / "cc" / "replay" / "template.json").read_text(encoding="utf-8"))
+    assert "__checked" in replay["cookiecutter"]
+    replay["cookiecutter"]["package_name"] = "json"
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(replay), encoding="utf-8")
+    out.mkdir()
+    with pytest.raises(FailedHookException):
+        cookiecutter(str(TEMPLATE_DIR), replay=str(edited), output_dir=str(out), config_file=str(config))
+    errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("ERROR: ")]
+    assert errors == [
+        "ERROR: package_name 'json' is a standard-library module; the project would shadow it. "
+        + PACKAGE_FIX.format("my_json")
+    ]
+    assert list(out.iterdir()) == []
+
+
+def test_bake_from_a_git_archive_zip(tmp_path, monkeypatch):
+    """The README's zip: ``git archive --format zip --prefix liandan/ -o liandan.zip HEAD``.
+
+    The working tree's tracked files go in (``git stash create`` makes a commit of them without
+    touching the checkout or the stash list), so uncommitted changes are tested too; untracked files
+    are not, so the vendored code is compared with the archive's own copy. (Without ``--prefix`` the
+    zip fails: cookiecutter takes its first entry, here ``.ci/``, for the template's top folder.)
+    """
+    if subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, check=False).returncode:
+        pytest.skip("not a git checkout with a commit")
+    git = ["git", "-c", "user.name=liandan tests", "-c", "user.email=tests@localhost", "-C", str(REPO_ROOT)]
+    tree = subprocess.run([*git, "stash", "create"], capture_output=True, text=True, check=True).stdout.strip()
+    archive = tmp_path / "liandan.zip"
+    subprocess.run(
+        [*git, "archive", "--format", "zip", "--prefix", "liandan/", "-o", str(archive), tree or "HEAD"], check=True
+    )
+    unpacked = tmp_path / "unpacked"
+    with zipfile.ZipFile(archive) as zf:
+        zf.extractall(unpacked)
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # cookiecutter unzips into mkdtemp()
+    project = bake(archive, tmp_path / "out", tmp_path / "cc")
+    check_project(project, slug=DEFAULT_SLUG, source_root=unpacked / "liandan")
 
 
 GOOD = {
@@ -262,9 +375,9 @@ def test_free_text_answers_keep_the_python_valid(tmp_path, answers):
     check_project(project)  # compiles every .py
 
 
-def test_bad_wandb_entity_is_refused(tmp_path, capfd):
-    with pytest.raises(FailedHookException):
-        bake(REPO_ROOT, tmp_path / "out", tmp_path / "cc", extra_context={"wandb_entity": "my team"})
-    assert "ERROR: wandb_entity 'my team' contains a space, which W&B does not accept. Type e.g. 'my-team'" in (
-        capfd.readouterr().err
-    )
+def test_bad_wandb_entity_is_refused(tmp_path):
+    errors = _refusal(tmp_path, {"wandb_entity": "my team"})
+    assert errors == [
+        "ERROR: wandb_entity 'my team' contains a space, which W&B does not accept. "
+        "Type e.g. 'my-team' (or leave it empty)."
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 
 import pytest
 import torch
@@ -98,6 +99,52 @@ def test_far_too_high_lr_is_diverging(offline_wandb, tiny_model_class):
     assert run.metric("diagnosis/case") == [case_index("diverging")] * 2
 
 
+def test_finite_blow_up_is_diverging_at_the_first_validation(offline_wandb, tiny_model_class, notices):
+    # Adam's steps are bounded by the LR: at 1e17 the loss jumps to a finite ~1e34 and stays there (no NaN/Inf)
+    torch.manual_seed(0)
+    data = TextClassificationDataModule(limit=400, batch_size=32)
+    model = tiny_model_class(data.vocab_size, data.num_classes, lr=1e17, optimizer="adam")
+    diagnosis, run = logged(offline_wandb, model, data, 2)
+    assert all(math.isfinite(v) and v > 1e33 for v in diagnosis.train + diagnosis.val)
+    assert run.metric("diagnosis/case") == [case_index("diverging")] * 2  # from the first validation on
+    (change,) = diagnosis.changes
+    assert change["case"] == "diverging" and change["epoch"] == 0
+    assert re.search(r"train loss \d\.\d\de\+34 = \d\.\d\de\+34 x ln C; diverging above 1.5 x", change["text"])
+    (alert,) = run.alerts
+    assert alert["title"] == "Loss diagnosis: diverging" and alert["level"] == "ERROR"
+    assert alert["text"] == change["text"] and "gradient_clip_val" in alert["text"]
+    assert run.summary["diagnosis/verdict"] == "diverging"
+    (line,) = notices(r"^LossDiagnosis: diverging: epoch 0, step \d+: the training loss blew up")  # a warning line
+    assert "lower the learning rate (try a tenth)" in line and "max_loss_factor" in line
+
+
+def test_unknown_number_of_classes_measures_against_the_initial_loss(tiny_model_class):
+    # no data module and no hparams: C is unknown; the mean of the first interval is itself ~1e34, the
+    # first step's loss (before any update) is ~ln 2, and the blow-up is still diagnosed at the first validation
+    torch.manual_seed(0)
+    data = TextClassificationDataModule(limit=400, batch_size=32)
+    data.setup("fit")
+    diagnosis = LossDiagnosis()
+    trainer = Trainer(max_epochs=1, callbacks=[diagnosis], logger=False, enable_progress_bar=False,
+                      enable_model_summary=False, enable_checkpointing=False, num_sanity_val_steps=0)
+    trainer.fit(tiny_model_class(data.vocab_size, data.num_classes, lr=1e17, optimizer="adam"),
+                train_dataloaders=data.train_dataloader(), val_dataloaders=data.val_dataloader())
+    assert diagnosis.train[0] > 1e33 and abs(diagnosis.initial - LN2) < 0.1
+    assert diagnosis.case == "diverging" and "x the initial loss" in diagnosis.changes[0]["text"]
+    assert diagnosis.state_dict()["initial"] == diagnosis.initial
+
+
+def test_diverging_needs_no_window_on_plain_numbers():
+    found = diagnose([1e34], [1e34], LN2, window=3)
+    assert found.case == "diverging" and found.train_trend is None
+    assert found.detail == "train loss 1e+34 = 1.44e+34 x ln C; diverging above 1.5 x"
+    assert diagnose([1e34], [math.inf], LN2).detail == "train loss 1e+34, val loss inf"
+    assert diagnose([1e34], [1e34], None) is None  # C unknown: the first interval is no reference for itself
+    assert diagnose([1e34], [1e34], None, initial=0.7).detail == "train loss 1e+34 = 1.43e+34 x the initial loss; " \
+                                                                "diverging above 1.5 x"
+    assert diagnose([0.7], [0.7], LN2) is None  # a healthy first point: wait for the window
+
+
 def test_shuffled_labels_stay_stuck_at_ln_c_where_true_labels_learn(offline_wandb, tiny_model_class):
     torch.manual_seed(0)
     data = ShuffledLabels(limit=4000, batch_size=32)
@@ -174,9 +221,10 @@ def test_resume_keeps_the_history(tmp_path, tiny_model_class):
     resumed = run(3, ckpt_path=str(tmp_path / "last.ckpt"), callbacks=[ModelCheckpoint(dirpath=tmp_path / "b")])
     assert len(resumed.val) == 3 and resumed.val[:2] == first.val and resumed.train[:2] == first.train
     assert resumed.changes[: len(first.changes)] == first.changes
+    assert resumed.initial == first.initial  # the first step's loss of the first run, not of the resumed one
     fresh = LossDiagnosis()
     fresh.load_state_dict({})
-    assert (fresh.train, fresh.val, fresh.case, fresh.changes) == ([], [], None, [])
+    assert (fresh.train, fresh.val, fresh.case, fresh.changes, fresh.initial) == ([], [], None, [], None)
 
 
 def test_missing_metric_warns_with_the_available_ones(tiny_model_class, notices):

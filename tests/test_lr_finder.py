@@ -223,6 +223,124 @@ def test_curve_plot_and_suggestion_reach_wandb(offline_wandb, tiny_model_class):
     assert any("lr_finder/plot" in row for row in record.history)
 
 
+def test_the_sweep_runs_under_the_trainers_mixed_precision_and_restores_exactly(tiny_model_class):
+    """bf16-mixed: every sweep step's forward runs under autocast (Lightning's precision plugin), as in training."""
+
+    class Recording(tiny_model_class):
+        def training_step(self, batch, batch_idx):
+            logits = self(batch["tokens"])
+            self.seen.append((torch.is_autocast_enabled(self.device.type), logits.dtype))
+            return torch.nn.functional.cross_entropy(logits, batch["labels"])
+
+    data = TextClassificationDataModule(limit=300, batch_size=32)
+    torch.manual_seed(0)
+    model = Recording(data.vocab_size, data.num_classes, lr=0.01, optimizer="adam")
+    model.seen = []
+    before, after, finder = Snapshot(), Snapshot(), LRFinder(min_lr=1e-4, max_lr=1.0, num_steps=20)
+    run(tiny_model_class, finder, callbacks=[before], after=[after], max_steps=1, model=model, precision="bf16-mixed",
+        accelerator="cpu")
+    assert finder.steps_run == 20 and all(math.isfinite(loss) for loss in finder.losses)
+    assert model.seen == [(True, torch.bfloat16)] * (20 + 1)  # 20 sweep steps, then the one training step
+    for name, tensor in before.weights.items():
+        assert tensor.dtype == torch.float32 and torch.equal(tensor, after.weights[name]), name
+    assert after.optimizer_state == before.optimizer_state == {} and torch.equal(before.rng, after.rng)
+    assert after.lrs == [finder.suggestion]
+
+
+def test_the_sweep_steps_through_the_grad_scaler_and_restores_its_scale(tiny_model_class):
+    """16-mixed: GradScaler scales, unscales and updates in the sweep; training starts from the scale it had."""
+    from lightning.pytorch.plugins import MixedPrecision
+
+    class Scales(tiny_model_class):
+        def on_before_optimizer_step(self, optimizer):
+            self.scales.append(self.trainer.precision_plugin.scaler.get_scale())
+
+    data = TextClassificationDataModule(limit=300, batch_size=32)
+    torch.manual_seed(0)
+    model = Scales(data.vocab_size, data.num_classes, lr=0.01, optimizer="adam")
+    model.scales = []
+    # the scale doubles after every step without an overflow, and halves on one
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10, growth_interval=1)
+    before, after, finder = Snapshot(), Snapshot(), LRFinder(min_lr=1e-4, max_lr=1.0, num_steps=20)
+    run(tiny_model_class, finder, callbacks=[before], after=[after], max_steps=1, model=model,
+        plugins=[MixedPrecision("16-mixed", "cpu", scaler=scaler)], accelerator="cpu")
+    assert finder.steps_run == 20
+    assert len(model.scales) == 20 + 1 and model.scales[:3] == [2.0**10, 2.0**11, 2.0**12]  # updated in the sweep
+    assert model.scales[-1] == 2.0**10  # the training step: the scale restored
+    for name, tensor in before.weights.items():
+        assert torch.equal(tensor, after.weights[name]), name
+
+
+def test_a_sweep_step_is_one_optimizer_step_over_accumulate_grad_batches_batches(tiny_model_class):
+    class Counting(tiny_model_class):
+        def training_step(self, batch, batch_idx):
+            loss = super().training_step(batch, batch_idx)
+            self.batch_losses.append(float(loss.detach()))
+            return loss
+
+        def optimizer_zero_grad(self, epoch, batch_idx, optimizer):
+            self.zero_grads += 1
+            super().optimizer_zero_grad(epoch, batch_idx, optimizer)
+
+    data = TextClassificationDataModule(limit=300, batch_size=32)
+    torch.manual_seed(0)
+    model = Counting(data.vocab_size, data.num_classes, lr=0.01, optimizer="adam")
+    model.batch_losses, model.zero_grads = [], 0
+    before, after, finder = Snapshot(), Snapshot(), LRFinder(min_lr=1e-4, max_lr=1.0, num_steps=20)
+    trainer, _ = run(tiny_model_class, finder, callbacks=[before], after=[after], max_steps=1, model=model,
+                     accumulate_grad_batches=2)
+    assert finder.steps_run == 20 and trainer.global_step == 1
+    # 20 sweep steps and 1 training step, each of 2 batches, one zero_grad and one optimizer step
+    assert len(model.batch_losses) == 2 * (20 + 1)
+    assert len(model.preclip_norms) == model.zero_grads == 20 + 1
+    # a step's loss is the mean of its batches' losses, as Lightning averages an accumulated loss
+    means = [(a + b) / 2 for a, b in zip(model.batch_losses[0:40:2], model.batch_losses[1:40:2])]
+    assert finder.losses == pytest.approx(means, rel=1e-6)
+    for name, tensor in before.weights.items():
+        assert torch.equal(tensor, after.weights[name]), name
+
+
+@pytest.mark.filterwarnings("ignore:You requested to overfit but enabled train dataloader shuffling")
+def test_the_sweep_draws_its_batches_as_training_does(tiny_model_class):
+    """overfit_batches=2: the sweep cycles over the same two fixed batches that training uses."""
+
+    class Batches(tiny_model_class):
+        def training_step(self, batch, batch_idx):
+            self.seen.append(tuple(batch["tokens"].flatten().tolist()))
+            return super().training_step(batch, batch_idx)
+
+    data = TextClassificationDataModule(limit=300, batch_size=32)
+    torch.manual_seed(0)
+    model = Batches(data.vocab_size, data.num_classes, lr=0.01, optimizer="adam")
+    model.seen = []
+    finder = LRFinder(min_lr=1e-4, max_lr=1.0, num_steps=20)
+    run(tiny_model_class, finder, max_steps=2, model=model, overfit_batches=2)
+    assert finder.steps_run == 20 and len(model.seen) == 20 + 2
+    assert len(set(model.seen)) == 2 and set(model.seen[:20]) == set(model.seen[20:])
+
+
+def test_the_trainers_gradient_clipping_applies_in_the_sweep(tiny_model_class):
+    """gradient_clip_val runs through the module's configure_gradient_clipping, as in Lightning's optimization."""
+
+    class Clipped(tiny_model_class):
+        def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+            super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+            grads = [p.grad.flatten() for p in self.parameters() if p.grad is not None]
+            self.clipped_norms.append(float(torch.linalg.vector_norm(torch.cat(grads))))
+
+    data = TextClassificationDataModule(limit=300, batch_size=32)
+    torch.manual_seed(0)
+    model = Clipped(data.vocab_size, data.num_classes, lr=0.01, optimizer="adam")
+    model.clipped_norms = []
+    finder = LRFinder(min_lr=1e-4, max_lr=1.0, num_steps=20)
+    run(tiny_model_class, finder, max_steps=1, model=model, gradient_clip_val=0.05)
+    assert finder.steps_run == 20
+    assert len(model.clipped_norms) == len(model.preclip_norms) == 20 + 1
+    assert any(norm > 0.05 for norm in model.preclip_norms[:20])  # the clipping had work to do in the sweep
+    for pre, post in zip(model.preclip_norms, model.clipped_norms):
+        assert post == pytest.approx(min(pre, 0.05), rel=1e-4)
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -252,20 +370,32 @@ from callbacks import LRFinder
 from datamodules import TextClassificationDataModule
 from tests.conftest import TinyTextModel
 
+class Recording(TinyTextModel):
+    """Per training step (sweep and training): a checksum of the weights and whether DDP syncs its gradients."""
+
+    def training_step(self, batch, batch_idx):
+        checksum = float(sum(p.detach().double().sum() for p in self.parameters()))
+        self.records.append([checksum, self.trainer.model.require_backward_grad_sync])
+        return super().training_step(batch, batch_idx)
+
+
 class Report(Callback):
     def on_train_start(self, trainer, pl_module):
         Path({out!r}, f"rank{{trainer.global_rank}}.json").write_text(json.dumps({{
             "lr": trainer.optimizers[0].param_groups[0]["lr"], "model_lr": pl_module.lr,
             "suggestion": finder.suggestion, "steps": finder.steps_run, "first_loss": finder.losses[0],
+            "records": pl_module.records,
         }}))
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    torch.manual_seed(int(os.environ.get("LOCAL_RANK", 0)) + 1)  # each rank shuffles differently
+    torch.manual_seed(int(os.environ.get("LOCAL_RANK", 0)) + 1)  # each rank its own seed (and its own data shard)
     data = TextClassificationDataModule(limit=300, batch_size=32)
-    model = TinyTextModel(data.vocab_size, data.num_classes, lr=0.01, optimizer="adam")
+    model = Recording(data.vocab_size, data.num_classes, lr=0.01, optimizer="adam")
+    model.records = []
     finder = LRFinder(min_lr=1e-5, max_lr=10.0, num_steps=60)
     trainer = Trainer(accelerator="cpu", devices=2, strategy="ddp", max_steps=2, callbacks=[finder, Report()],
+                      accumulate_grad_batches=2,
                       logger=False, enable_progress_bar=False, enable_model_summary=False,
                       enable_checkpointing=False, num_sanity_val_steps=0)
     trainer.fit(model, datamodule=data)
@@ -287,6 +417,11 @@ def test_ddp_ranks_train_with_rank_zeros_suggestion(tmp_path, repo_root):
     assert ranks[0]["steps"] > 0 and ranks[1]["steps"] > 0
     assert ranks[0]["suggestion"] == ranks[1]["suggestion"]  # rank zero decided for both
     assert ranks[0]["lr"] == ranks[1]["lr"] == ranks[0]["suggestion"] == ranks[1]["model_lr"]
+    # the sweep syncs the gradients as training does: the same weights on both ranks at every step, and
+    # no all-reduce on the first of each step's two accumulated batches
+    records = [rank["records"] for rank in ranks]
+    assert len(records[0]) >= 2 * ranks[0]["steps"] and records[0] == records[1]
+    assert [sync for _, sync in records[0]] == [False, True] * (len(records[0]) // 2)
 
 
 @pytest.mark.filterwarnings("ignore:You're resuming from a checkpoint that ended before the epoch ended")

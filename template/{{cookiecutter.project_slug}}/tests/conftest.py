@@ -9,6 +9,8 @@ back from ``runs/wandb/offline-run-*/``.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
 from collections.abc import Iterator
@@ -99,6 +101,13 @@ class Workspace:
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(sys, "argv", ["{{ cookiecutter.package_name }}"])  # not pytest's arguments
             main([str(arg) for arg in args])
+
+    def error(self, *args: Any) -> tuple[Any, str]:
+        """``main(*args)`` that must fail: its exit status and the message it printed on stderr."""
+        printed = io.StringIO()
+        with contextlib.redirect_stderr(printed), pytest.raises(SystemExit) as exit_info:
+            self.main(*args)
+        return exit_info.value.code, printed.getvalue()
 
     def cli(self, *args: Any) -> Any:
         """``ProjectCLI(args, run=False)``: the configured model, data and trainer, nothing run."""

@@ -230,8 +230,10 @@ def test_resume_continues_at_next_epoch_with_checkpoint_vocabulary(workspace):
 
 
 def test_monitor_mismatch_fails_before_training(workspace):
-    with pytest.raises(ValueError, match=r"monitors 'val/acc' but model.monitor is 'val/loss'"):
-        workspace.fit("--model.monitor", "val/loss")
+    code, printed = workspace.error("fit", "--config", workspace.default_config, "--model.monitor", "val/loss")
+    assert code == 2
+    assert printed.startswith("error: ModelCheckpoint monitors 'val/acc' but model.monitor is 'val/loss'")
+    assert "Traceback" not in printed
     assert not workspace.run_dirs()
 
 
@@ -320,15 +322,16 @@ def test_overfit_preset_fails_with_exit_status_1(workspace, capsys):
     assert summary["overfit/passed"] is False and summary["overfit/steps"] == 8
 
 
-def test_missing_data_file_names_the_file(workspace):
-    with pytest.raises(FileNotFoundError, match="missing.csv"):
-        workspace.fit("--data.data_path", "missing.csv")
+def test_missing_data_file_is_refused_before_anything_is_created(workspace):
+    code, printed = workspace.error("fit", "--config", workspace.default_config, "--data.data_path", "missing.csv")
+    assert code == 2 and printed.startswith("error: ") and "missing.csv" in printed
+    assert sorted(path.name for path in workspace.root.iterdir()) == ["home"], "no runs/, no W&B run, no cache"
 
 
 def test_wrong_columns_are_named(workspace):
     Path("reviews.csv").write_text("review,sentiment\ngood film,pos\nbad film,neg\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"no column 'text'.*review, sentiment"):
-        workspace.fit("--data.data_path", "reviews.csv")
+    code, printed = workspace.error("fit", "--config", workspace.default_config, "--data.data_path", "reviews.csv")
+    assert code == 2 and re.search(r"^error: .*no column 'text'.*review, sentiment", printed), printed
 
 
 def test_unknown_config_key_exits_non_zero(workspace):

@@ -25,11 +25,14 @@ import yaml
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import RichModelSummary
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 from lightning.pytorch.utilities.model_summary.model_summary import get_formatted_model_size, get_human_readable_count
 
 from .callbacks.best_metrics import BestMetrics
+from .callbacks.nan_guard import NonFiniteError
+from .callbacks.notices import notice
 from .callbacks.overfit import OverfitCheck
-from .callbacks.wandb_io import run_directory
+from .callbacks.wandb_io import run_directory, write_atomically
 from .datamodules import TextClassificationDataModule as DataModule
 from .models.text_classification import MONITORS
 from .models.text_classification import TextClassifier as Model
@@ -54,10 +57,8 @@ class SaveRunConfig(SaveConfigCallback):
         super().setup(trainer, pl_module, stage)
 
     def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        run_dir = self._run_dir
-        run_dir.mkdir(parents=True, exist_ok=True)
         text = self.parser.dump(self.config, skip_none=False)
-        (run_dir / self.config_filename).write_text(text, encoding="utf-8")
+        write_atomically(self._run_dir / self.config_filename, lambda partial: partial.write_text(text, encoding="utf-8"))
         config = yaml.safe_load(text)
         for logger in trainer.loggers:
             logger.log_hyperparams(config)
@@ -115,9 +116,15 @@ class ProjectCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         ckpt_path = config.get("ckpt_path")
-        if ckpt_path and Path(ckpt_path).is_file() and not config.data.vocab_from:
-            # resume or predict with the checkpoint's vocabulary and labels, not rebuilt ones
-            config.data.vocab_from = str(ckpt_path)
+        if ckpt_path == "last" and self.subcommand == "fit":
+            found = latest_resumable(*_run_root(config))
+            if found is None:
+                notice(__name__, f"--ckpt_path last: no resumable checkpoint in {_run_root(config)[0]}/; starting a new run.")
+            config.ckpt_path = ckpt_path = str(found) if found else None
+        if ckpt_path:
+            check_checkpoint(ckpt_path, resumable=self.subcommand == "fit")
+            if not config.data.vocab_from:  # resume or predict with the checkpoint's vocabulary and labels
+                config.data.vocab_from = str(ckpt_path)
 
     def after_instantiate_classes(self) -> None:
         if self.subcommand is None:
@@ -132,9 +139,37 @@ class ProjectCLI(LightningCLI):
     before_validate = before_test = before_predict = _without_training_callbacks
 
     def before_fit(self) -> None:
+        run_id = resumed_run_id(self.config.fit.get("ckpt_path"))
+        if run_id is not None:  # the same run folder and W&B run as the interrupted run
+            for logger in self.trainer.loggers:
+                if isinstance(logger, WandbLogger):
+                    logger.resume(run_id)
         if self.trainer.fast_dev_run:  # Lightning still writes last.ckpt on train end under fast_dev_run
             for callback in self.trainer.checkpoint_callbacks:
                 callback.save_last = False
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        # bad data stops the run here, before a run folder, a W&B run or a cache exists
+        self.datamodule.setup(subcommand)  # the stages are named as the subcommands
+        _PHASE["running"] = True
+        try:
+            super()._run_subcommand(subcommand)
+        except SIGTERMException:
+            self._preempted()
+            raise SystemExit(PREEMPTED) from None
+
+    def _preempted(self) -> None:
+        """SIGTERM (a scheduler preempting the job): tell W&B, say how to resume, exit with 143."""
+        for logger in self.trainer.loggers:
+            if isinstance(logger, WandbLogger) and logger._experiment is not None:
+                logger._experiment.mark_preempting()
+                logger.finish(quiet=True, exit_code=PREEMPTED)
+        if self.trainer.is_global_zero:
+            saved = [cb.best_model_path for cb in self.trainer.checkpoint_callbacks
+                     if type(cb).__name__ == "ResumableCheckpoint" and cb.best_model_path]
+            where = f"checkpoint: {_shown(Path(saved[0]))}; " if saved else "no checkpoint yet (nothing trained); "
+            print(f"preempted (SIGTERM): {where}resume with the same command plus --ckpt_path last", file=sys.stderr,
+                  flush=True)
 
     def _finish_loggers(self, quiet: bool = False) -> None:
         for logger in self.trainer.loggers:
@@ -173,8 +208,8 @@ class ProjectCLI(LightningCLI):
         rows = prediction_rows(datamodule.texts["predict"], torch.cat(batches), datamodule.labels)
         path = run_directory(self.trainer) / "predictions.jsonl"  # on every rank: it may broadcast
         if self.trainer.is_global_zero:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+            text = "".join(json.dumps(row) + "\n" for row in rows)
+            write_atomically(path, lambda partial: partial.write_text(text, encoding="utf-8"))
             show_predictions(rows, path)
             for logger in self.trainer.loggers:
                 if isinstance(logger, WandbLogger):
@@ -190,6 +225,60 @@ DEFAULT_LOGGER = {
     "class_path": "{{ cookiecutter.package_name }}.wandb_logger.WandbLogger",
     "init_args": {"project": {{ cookiecutter.wandb_project | tojson }}, "save_dir": "runs"},
 }
+
+
+PREEMPTED = 143  # 128 + SIGTERM, what a shell reports for a process ended by SIGTERM
+_PHASE = {"running": False}  # main(): errors before the run are bad input (status 2), after it run-time (1)
+TRACEBACK_VARIABLE = "{{ cookiecutter.package_name | upper }}_TRACEBACK"
+
+
+def _run_root(config: Any) -> tuple[Path, str]:
+    """Where the logger puts run folders: ``<save_dir>/<project>`` (W&B) from the config."""
+    logger = config.trainer.get("logger")
+    if isinstance(logger, list):
+        logger = logger[0] if logger else None
+    init_args = (logger.get("init_args") if hasattr(logger, "get") else None) or {}
+    save_dir = init_args.get("save_dir") or DEFAULT_LOGGER["init_args"]["save_dir"]
+    project = init_args.get("project") or DEFAULT_LOGGER["init_args"]["project"]
+    return Path(save_dir), str(project)
+
+
+def latest_resumable(save_dir: Path, project: str) -> Optional[Path]:
+    """The newest ``last.ckpt`` of the project's runs (``<save_dir>/<project>/<run id>/checkpoints/``)."""
+    found = [path for path in (save_dir / project).glob("*/checkpoints/last.ckpt") if path.is_file()]
+    return max(found, key=lambda path: path.stat().st_mtime) if found else None
+
+
+def resumed_run_id(ckpt_path: Optional[str]) -> Optional[str]:
+    """The run id of a checkpoint inside a run folder (``<project>/<run id>/checkpoints/x.ckpt``)."""
+    if not ckpt_path:
+        return None
+    path = Path(ckpt_path).resolve()
+    return path.parent.parent.name if path.parent.name == "checkpoints" else None
+
+
+def check_checkpoint(path: str, resumable: bool) -> None:
+    """Refuse a missing, unreadable or (for ``fit``) weights-only checkpoint, with what to pass instead."""
+    import pickle
+
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"--ckpt_path {path}: no such file. A run's checkpoints are in "
+                                "runs/<project>/<run id>/checkpoints/; `--ckpt_path last` resumes the newest run.")
+    try:
+        checkpoint = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as err:
+        if "Weights only load failed" not in str(err):
+            raise ValueError(f"{path} is not a readable checkpoint (corrupt or truncated).") from None
+        raise ValueError(f"{path} holds Python objects besides tensors and plain values; this project loads "
+                         "only checkpoints that a safe load (torch.load weights_only=True) accepts.") from None
+    except Exception:  # noqa: BLE001 - torch raises RuntimeError, EOFError, ... for a damaged file
+        raise ValueError(f"{path} is not a readable checkpoint (corrupt or truncated).") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ValueError(f"{path} is not a Lightning checkpoint (no state_dict).")
+    if resumable and "optimizer_states" not in checkpoint:
+        raise ValueError(f"{path} holds weights only (a best-epoch checkpoint, for test and predict): fit resumes "
+                         "from checkpoints/last.ckpt; pass that file, or --ckpt_path last for the newest run.")
 
 
 def _shown(path: Path) -> str:
@@ -317,8 +406,30 @@ def quiet_screen() -> None:
     warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than the logging interval")
 
 
+def error_message(error: BaseException) -> Optional[str]:
+    """The one line printed for an error the user can fix, or ``None`` for a bug (shown with its traceback)."""
+    if isinstance(error, OSError) and error.filename and not isinstance(error, FileNotFoundError):
+        return f"cannot write {error.filename}: {error.strerror or error}"  # a full or read-only disk, permissions
+    if isinstance(error, (ValueError, FileNotFoundError, NonFiniteError, MisconfigurationException, ModuleNotFoundError)):
+        return str(error)
+    return None
+
+
 def main(args: Any = None) -> None:
-    """Entry point of ``python -m {{ cookiecutter.package_name }}`` and the console script."""
+    """Entry point of ``python -m {{ cookiecutter.package_name }}`` and the console script.
+
+    An error the user can act on (bad input, a full disk, a diverged run) prints as one line, with
+    exit status 2 before the run starts and 1 once it runs; ``{{ cookiecutter.package_name | upper }}_TRACEBACK=1``
+    shows the traceback as well. SIGTERM ends a run with status 143 after saving a checkpoint.
+    """
     quiet_screen()
     description = {{ cookiecutter.description | tojson }} + ". Subcommands: fit, validate, test, predict."
-    ProjectCLI(args=args, parser_kwargs={"prog": "{{ cookiecutter.package_name }}", "description": description})
+    _PHASE["running"] = False
+    try:
+        ProjectCLI(args=args, parser_kwargs={"prog": "{{ cookiecutter.package_name }}", "description": description})
+    except Exception as error:  # noqa: BLE001 - sorted into the user's errors and bugs below
+        message = error_message(error)
+        if message is None or os.environ.get(TRACEBACK_VARIABLE):
+            raise
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        raise SystemExit(1 if _PHASE["running"] else 2) from None

@@ -6,6 +6,8 @@
   goes offline instead of failing.
 - Offline runs end with the exact commands that upload them later (``wandb login``, then
   ``wandb sync <run folder>``).
+- A resumed fit continues the interrupted run's id (``resume``): online, W&B resumes that run;
+  offline, a new folder holds records of the same id, which ``wandb sync`` adds to that run.
 """
 
 from __future__ import annotations
@@ -93,6 +95,13 @@ class WandbLogger(_LightningWandbLogger):
             self._experiment = None
             return super().experiment
 
+    def resume(self, run_id: str) -> None:
+        """Log into the run ``run_id`` (a resumed fit) instead of a new one; call before the run starts."""
+        if self._experiment is not None:
+            raise RuntimeError("WandbLogger.resume must be called before the W&B run starts.")
+        self._id = self._wandb_init["id"] = run_id
+        self._wandb_init["resume"] = "allow"
+
     @property
     def run_dir(self) -> Optional[Path]:
         """The local folder of the W&B run (``.../wandb/offline-run-<time>-<id>``)."""
@@ -110,12 +119,12 @@ class WandbLogger(_LightningWandbLogger):
         return [f"W&B run:     {url}"] if url else []
 
     @rank_zero_only
-    def finish(self, quiet: bool = False) -> None:
+    def finish(self, quiet: bool = False, exit_code: Optional[int] = None) -> None:
         """Close the W&B run; unless ``quiet``, print where it is (and how to upload an offline run)."""
         if self._experiment is None:
             return
         lines = self.finish_lines()
-        self._experiment.finish()
+        self._experiment.finish(exit_code=exit_code)
         if not quiet:
             for line in lines:
                 _say(line)

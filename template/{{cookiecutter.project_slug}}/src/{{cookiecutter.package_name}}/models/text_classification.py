@@ -18,6 +18,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.rnn import pack_padded_sequence
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 MONITORS = {"val/acc": "max", "val/f1": "max", "val/loss": "min"}
@@ -207,6 +208,11 @@ class TextClassifier(LightningModule):
             setattr(self, f"{stage}_acc", MulticlassAccuracy(num_classes, average="micro"))
         for stage in ("val", "test"):
             setattr(self, f"{stage}_f1", MulticlassF1Score(num_classes, average="macro"))
+        # the training epoch's running loss and accuracy travel in checkpoints (torchmetrics' persistent states),
+        # so an epoch resumed mid-way ends with the same train/loss_epoch and train/acc as one never stopped
+        self.train_loss = MeanMetric()
+        for metric in (self.train_loss, self.train_acc):
+            metric.persistent(True)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logits ``[B, num_classes]`` for padded ``tokens [B, T]`` of the given ``lengths [B]``."""
@@ -223,14 +229,24 @@ class TextClassifier(LightningModule):
         logits = self(batch["tokens"], batch["lengths"])
         loss = self.loss(logits, batch["labels"])
         size = len(batch["labels"])
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=size)
+        if stage == "train":
+            self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=size)
+            self.train_loss.update(loss.detach(), size)
+            self.log("train/loss_epoch", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
+        else:
+            self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=size)
         getattr(self, f"{stage}_acc")(logits, batch["labels"])
         self.log(f"{stage}/acc", getattr(self, f"{stage}_acc"), on_step=False, on_epoch=True, prog_bar=True)
         if stage != "train":
             getattr(self, f"{stage}_f1")(logits, batch["labels"])
             self.log(f"{stage}/f1", getattr(self, f"{stage}_f1"), on_step=False, on_epoch=True)
         return loss
+
+    def on_train_epoch_start(self) -> None:
+        # an epoch starts from zero, also after a resume from the previous epoch's checkpoint, which holds
+        # the running values of that epoch (Lightning resets only the metrics it saw logged in this process)
+        self.train_loss.reset()
+        self.train_acc.reset()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "train")

@@ -1,0 +1,142 @@
+"""Runs that survive being stopped: the checkpoint a run resumes from, equal to never stopping.
+
+Lightning's ``ModelCheckpoint`` takes one trigger (every N epochs *or* N steps) and its
+``save_last`` follows the monitored saves, so after epochs without improvement ``last.ckpt`` is
+stale. ``ResumableCheckpoint`` writes one file, ``last.ckpt``, at the end of every epoch, every
+``every_n_train_steps`` training steps and when the run receives SIGTERM (preemption) or Ctrl+C.
+It holds what the next step depends on: weights, optimizers, schedulers, every callback's state,
+the loops' progress, the training loader's position (``ResumableLoader``) and the random
+generators of torch, CUDA, numpy and Python, so a resumed run takes the same steps as one that
+was never stopped. Each file is written to a temporary name and renamed, so a kill or a full disk
+mid-write leaves the previous ``last.ckpt`` intact.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from typing_extensions import override
+
+from .notices import notice
+
+
+def rng_states() -> dict[str, Any]:
+    """The global generators' states as values a ``weights_only`` checkpoint load accepts (no numpy arrays)."""
+    states = _collect_rng_states(include_cuda=torch.cuda.is_available())
+    if "numpy" in states:
+        kind, keys, position, has_gauss, gauss = states["numpy"]
+        states["numpy"] = (kind, keys.tolist(), position, has_gauss, gauss)
+    return states
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    """Restore what ``rng_states`` returned."""
+    states = dict(states)
+    if "numpy" in states:
+        import numpy as np
+
+        kind, keys, position, has_gauss, gauss = states["numpy"]
+        states["numpy"] = (kind, np.asarray(keys, dtype=np.uint32), position, has_gauss, gauss)
+    if not torch.cuda.is_available():
+        states.pop("torch.cuda", None)
+    _set_rng_states(states)
+
+
+class ResumableCheckpoint(ModelCheckpoint):
+    """The checkpoint to resume from: every epoch, every N steps and on SIGTERM/Ctrl+C, written atomically.
+
+    Resume with ``fit --config … --ckpt_path last`` (the newest run's) or ``--ckpt_path <file>``;
+    the resumed run continues the same run folder and W&B run. SIGTERM (a scheduler's preemption)
+    saves at the end of the current training step and ends the run with exit status 143; Ctrl+C
+    saves at once (mid-step: the step it interrupted is redone from the batch after the last
+    completed one, so only SIGTERM and the periodic saves resume exactly).
+
+    Under DDP the checkpoint is written once, by rank zero; every rank resumes with rank zero's
+    generator states.
+
+    Args:
+        every_n_train_steps: also save every this many training steps (0: at epoch ends only). The
+            save at the last step of an epoch is left to the end-of-epoch save, which follows the
+            validation.
+        filename: the file name without ``.ckpt``.
+        dirpath: the folder; default ``<run folder>/checkpoints``.
+
+    Raises:
+        ValueError: ``every_n_train_steps`` below 0.
+
+    Example::
+
+        trainer:
+          callbacks:
+            - class_path: my_project.callbacks.ResumableCheckpoint
+              init_args:
+                every_n_train_steps: 100
+    """
+
+    def __init__(self, every_n_train_steps: int = 100, filename: str = "last", dirpath: Optional[str] = None) -> None:
+        if every_n_train_steps < 0:
+            raise ValueError(f"every_n_train_steps must be >= 0 (0: epoch ends only), got {every_n_train_steps}.")
+        super().__init__(dirpath=dirpath, filename=filename, save_top_k=1, enable_version_counter=False,
+                         every_n_train_steps=every_n_train_steps or None)
+        self._every_n_epochs = 1  # ModelCheckpoint accepts one trigger; this one saves on both
+        self._interrupt_saved_at: Optional[int] = None
+
+    @property
+    @override
+    def state_key(self) -> str:
+        return f"ResumableCheckpoint{{'filename': {self.filename!r}}}"
+
+    @override
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if trainer.received_sigterm:  # Lightning raises SIGTERMException right after this step's hooks
+            self._save_interrupted(trainer, "SIGTERM")
+            return
+        if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+            return  # the epoch-end save, after validation, holds this step
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    @override
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, SIGTERMException):  # raised mid-validation, or before any training step
+            self._save_interrupted(trainer, "SIGTERM")
+        elif isinstance(exception, KeyboardInterrupt):
+            self._save_interrupted(trainer, "Ctrl+C")
+
+    def _save_interrupted(self, trainer: Trainer, why: str) -> None:
+        if self._should_skip_interrupted_save(trainer):
+            return
+        self._interrupt_saved_at = trainer.global_step
+        self._save_none_monitor_checkpoint(trainer, self._monitor_candidates(trainer))
+        notice(__name__, f"{why}: saved {self.best_model_path} at step {trainer.global_step}; resume with "
+                         f"--ckpt_path last (or --ckpt_path {self.best_model_path}).")
+
+    def _should_skip_interrupted_save(self, trainer: Trainer) -> bool:
+        return (bool(trainer.fast_dev_run) or trainer.sanity_checking or trainer.global_step == 0
+                or self._interrupt_saved_at == trainer.global_step)
+
+    @override
+    def _save_checkpoint(self, trainer: Trainer, filepath: str) -> None:
+        path = Path(filepath)
+        partial = path.with_name(f".{path.name}.partial")
+        super()._save_checkpoint(trainer, str(partial))  # on every rank: a collective call; rank zero writes
+        if trainer.is_global_zero:
+            partial.replace(path)
+        trainer.strategy.barrier("ResumableCheckpoint")
+        self._last_checkpoint_saved = filepath
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "rng": rng_states()}
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        if "rng" in state_dict:  # runs before the resumed run's first step, after its weights were built
+            set_rng_states(state_dict["rng"])
