@@ -125,9 +125,14 @@ class ResumableCheckpoint(ModelCheckpoint):
     def _save_checkpoint(self, trainer: Trainer, filepath: str) -> None:
         path = Path(filepath)
         partial = path.with_name(f".{path.name}.partial")
-        super()._save_checkpoint(trainer, str(partial))  # on every rank: a collective call; rank zero writes
-        if trainer.is_global_zero:
-            partial.replace(path)
+        try:
+            super()._save_checkpoint(trainer, str(partial))  # on every rank: a collective call; rank zero writes
+            if trainer.is_global_zero:
+                partial.replace(path)
+        except OSError as err:  # a full or read-only disk: the previous file stays whole, the message names it
+            raise OSError(err.errno, err.strerror, str(path)) from err
+        finally:
+            partial.unlink(missing_ok=True)
         trainer.strategy.barrier("ResumableCheckpoint")
         self._last_checkpoint_saved = filepath
 

@@ -64,6 +64,20 @@ class SaveRunConfig(SaveConfigCallback):
             logger.log_hyperparams(config)
 
 
+class ProjectTrainer(Trainer):
+    """Lightning's ``Trainer``, whose failed checkpoint writes name the checkpoint, not a temporary file.
+
+    Lightning writes a checkpoint to a temporary file in the system's temporary folder and moves it
+    into place, so on a full disk the error names ``/tmp/tmpXXXX``.
+    """
+
+    def save_checkpoint(self, filepath: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().save_checkpoint(filepath, *args, **kwargs)
+        except OSError as err:
+            raise OSError(err.errno, err.strerror, str(filepath)) from err
+
+
 class ModelSummary(RichModelSummary):
     """Lightning's rich model summary, without FLOPs when Lightning could not count them.
 
@@ -99,6 +113,7 @@ class ProjectCLI(LightningCLI):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("save_config_callback", SaveRunConfig)
+        kwargs.setdefault("trainer_class", ProjectTrainer)
         kwargs.setdefault("auto_configure_optimizers", False)  # the model owns its optimizer and `lr`
         kwargs.setdefault("seed_everything_default", 42)  # no "No seed found" when a config sets none
         # every command logs into a run folder under runs/, even without --config (predict)
@@ -113,18 +128,21 @@ class ProjectCLI(LightningCLI):
             help="fit: evaluate the best checkpoint on the test split when training ends (default.yaml: true)",
         )
 
-    def before_instantiate_classes(self) -> None:
-        config = self.config[self.subcommand] if self.subcommand else self.config
-        ckpt_path = config.get("ckpt_path")
-        if ckpt_path == "last" and self.subcommand == "fit":
+    def _parse_ckpt_path(self) -> None:
+        # before LightningCLI reads the checkpoint's hyperparameters, with torch's advice for unreadable files
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else None
+        ckpt_path = config.get("ckpt_path") if config is not None else None
+        if ckpt_path == "last" and subcommand == "fit":
             found = latest_resumable(*_run_root(config))
             if found is None:
                 notice(__name__, f"--ckpt_path last: no resumable checkpoint in {_run_root(config)[0]}/; starting a new run.")
             config.ckpt_path = ckpt_path = str(found) if found else None
         if ckpt_path:
-            check_checkpoint(ckpt_path, resumable=self.subcommand == "fit")
+            check_checkpoint(ckpt_path, resumable=subcommand == "fit")
             if not config.data.vocab_from:  # resume or predict with the checkpoint's vocabulary and labels
                 config.data.vocab_from = str(ckpt_path)
+        super()._parse_ckpt_path()
 
     def after_instantiate_classes(self) -> None:
         if self.subcommand is None:
@@ -182,7 +200,11 @@ class ProjectCLI(LightningCLI):
         best_path = getattr(best, "best_model_path", "") if best is not None else ""
         tested: dict[str, float] = {}
         if self.config.fit.get("test_after_fit") and best_path and not overfit and not self.trainer.interrupted:
-            results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best_path, verbose=False)
+            # rank zero reads the best weights and sends them: other nodes need not see its disk
+            best_weights = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"] \
+                if self.trainer.is_global_zero else None
+            self.model.load_state_dict(self.trainer.strategy.broadcast(best_weights, src=0))
+            results = self.trainer.test(self.model, datamodule=self.datamodule, verbose=False)
             tested = {key: float(value) for key, value in (results[0] if results else {}).items()}
         run_dir = run_directory(self.trainer)  # on every rank: it may broadcast
         if best_path:  # the W&B lines go into the closing summary
