@@ -26,6 +26,12 @@ from typing_extensions import override
 from .notices import notice
 
 
+def finished_marker(checkpoint: str | Path) -> Path:
+    """The file saying that the fit which wrote ``checkpoint`` ended normally (``last.ckpt`` -> ``last.finished``):
+    ``--ckpt_path last`` resumes only runs without it."""
+    return Path(checkpoint).with_suffix(".finished")
+
+
 def rng_states() -> dict[str, Any]:
     """The global generators' states as values a ``weights_only`` checkpoint load accepts (no numpy arrays)."""
     states = _collect_rng_states(include_cuda=torch.cuda.is_available())
@@ -103,6 +109,11 @@ class ResumableCheckpoint(ModelCheckpoint):
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     @override
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.is_global_zero and self.best_model_path:  # not after SIGTERM, Ctrl+C or an error
+            finished_marker(self.best_model_path).touch()
+
+    @override
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         if isinstance(exception, SIGTERMException):  # raised mid-validation, or before any training step
             self._save_interrupted(trainer, "SIGTERM")
@@ -129,6 +140,7 @@ class ResumableCheckpoint(ModelCheckpoint):
             super()._save_checkpoint(trainer, str(partial))  # on every rank: a collective call; rank zero writes
             if trainer.is_global_zero:
                 partial.replace(path)
+                finished_marker(path).unlink(missing_ok=True)  # a run that saves again is not finished
         except OSError as err:  # a full or read-only disk: the previous file stays whole, the message names it
             raise OSError(err.errno, err.strerror, str(path)) from err
         finally:

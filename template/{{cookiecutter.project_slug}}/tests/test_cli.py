@@ -192,41 +192,58 @@ def test_print_config_round_trip(workspace, capsys):
     assert capsys.readouterr().out == printed
 
 
-# the resumed run writes into a run folder of its own, whose checkpoint folder Lightning's ModelCheckpoint
-# does not know: it says it reloads only best_model_path, which this test does not rely on
-@pytest.mark.filterwarnings("ignore:The dirpath has changed")
-def test_resume_continues_at_next_epoch_with_checkpoint_vocabulary(workspace):
+def test_resume_continues_the_same_run_at_the_next_epoch_with_checkpoint_vocabulary(workspace):
+    from {{ cookiecutter.package_name }}.callbacks import read_offline_run
     from {{ cookiecutter.package_name }}.datamodules import TextClassificationDataModule
 
     workspace.fit(epochs=1)
-    first_id, first_dir = only(workspace.run_dirs())
-    _, last = checkpoints(first_dir)
-    first_ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    run_id, run_dir = only(workspace.run_dirs())
+    _, last = checkpoints(run_dir)
+    first_ckpt = torch.load(last, map_location="cpu", weights_only=True)
     assert first_ckpt["epoch"] == 0
     vocab = first_ckpt["TextClassificationDataModule"]["vocab"]
 
     # another slice of the data: a vocabulary rebuilt from it would not fit the checkpoint's embedding
     other_limit = 400
     assert TextClassificationDataModule(limit=other_limit).vocab_size != len(vocab)
-    workspace.fit("--ckpt_path", last, epochs=2, limit=other_limit)
+    workspace.fit("--ckpt_path", "last", epochs=2, limit=other_limit)  # "last": the newest resumable run
 
-    runs = workspace.run_dirs()
-    (resumed_id,) = set(runs) - {first_id}
-    resumed_config = yaml.safe_load((runs[resumed_id] / "config.yaml").read_text(encoding="utf-8"))
-    assert resumed_config["data"]["vocab_from"] == str(last)
-
-    _, resumed_last = checkpoints(runs[resumed_id])
-    resumed_ckpt = torch.load(resumed_last, map_location="cpu", weights_only=False)
+    assert only(workspace.run_dirs()) == (run_id, run_dir), "the resumed run writes into the same run folder"
+    resumed_config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    assert Path(resumed_config["data"]["vocab_from"]).resolve() == last.resolve()
+    resumed_ckpt = torch.load(last, map_location="cpu", weights_only=True)
     assert resumed_ckpt["epoch"] == 1
     assert resumed_ckpt["global_step"] > first_ckpt["global_step"]
     assert resumed_ckpt["TextClassificationDataModule"]["vocab"] == vocab
     assert resumed_ckpt["state_dict"]["embedding.weight"].shape[0] == len(vocab)
 
-    run = workspace.offline_run(resumed_id)
-    assert run.exit_code == 0
-    epochs = [row["epoch"] for row in run.history if "epoch" in row and "test/acc" not in row]  # not test_after_fit's
+    segments = sorted((workspace.root / "runs" / "wandb").glob(f"offline-run-*-{run_id}"))
+    assert len(segments) == 2, "offline: a second folder of the same run id, which wandb sync adds to the run"
+    first, resumed = (read_offline_run(path) for path in segments)
+    assert first.run_id == resumed.run_id == run_id and resumed.exit_code == 0
+    epochs = [row["epoch"] for row in resumed.history if "epoch" in row and "test/acc" not in row]  # not test_after_fit's
     assert epochs and set(epochs) == {1}, f"the resumed run should train epoch 1 only, logged epochs {epochs}"
-    assert len(run.metric("val/acc")) == 1
+    assert len(resumed.metric("val/acc")) == 1
+
+
+def test_resume_last_skips_finished_runs_and_starts_afresh_without_one(workspace, caplog):
+    workspace.fit(epochs=1)
+    finished_id, run_dir = only(workspace.run_dirs())
+    assert (run_dir / "checkpoints" / "last.finished").is_file()
+    workspace.fit("--ckpt_path", "last", epochs=1)
+    assert "--ckpt_path last: no resumable checkpoint" in caplog.text, "a finished run is not resumed by 'last'"
+    assert len(workspace.run_dirs()) == 2 and finished_id in workspace.run_dirs()
+
+
+def test_a_missing_or_weights_only_checkpoint_is_refused_before_anything_is_created(workspace):
+    code, printed = workspace.error("predict", "--ckpt_path", "nowhere.ckpt", "--data.predict_texts", '["fine"]')
+    assert code == 2 and printed.startswith("error: --ckpt_path nowhere.ckpt: no such file.")
+    assert sorted(path.name for path in workspace.root.iterdir()) == ["home"], "no lightning_logs/, no runs/"
+    workspace.fit(epochs=1)
+    _, run_dir = only(workspace.run_dirs())
+    best, _ = checkpoints(run_dir)
+    code, printed = workspace.error("fit", "--config", workspace.default_config, "--ckpt_path", best)
+    assert code == 2 and "holds weights only" in printed and "--ckpt_path last" in printed
 
 
 def test_monitor_mismatch_fails_before_training(workspace):

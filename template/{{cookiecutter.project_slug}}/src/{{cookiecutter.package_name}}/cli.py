@@ -32,6 +32,7 @@ from .callbacks.best_metrics import BestMetrics
 from .callbacks.nan_guard import NonFiniteError
 from .callbacks.notices import notice
 from .callbacks.overfit import OverfitCheck
+from .callbacks.resume import ResumableCheckpoint, finished_marker
 from .callbacks.wandb_io import run_directory, write_atomically
 from .datamodules import TextClassificationDataModule as DataModule
 from .models.text_classification import MONITORS
@@ -159,6 +160,7 @@ class ProjectCLI(LightningCLI):
     def before_fit(self) -> None:
         run_id = resumed_run_id(self.config.fit.get("ckpt_path"))
         if run_id is not None:  # the same run folder and W&B run as the interrupted run
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
             for logger in self.trainer.loggers:
                 if isinstance(logger, WandbLogger):
                     logger.resume(run_id)
@@ -184,7 +186,7 @@ class ProjectCLI(LightningCLI):
                 logger.finish(quiet=True, exit_code=PREEMPTED)
         if self.trainer.is_global_zero:
             saved = [cb.best_model_path for cb in self.trainer.checkpoint_callbacks
-                     if type(cb).__name__ == "ResumableCheckpoint" and cb.best_model_path]
+                     if isinstance(cb, ResumableCheckpoint) and cb.best_model_path]
             where = f"checkpoint: {_shown(Path(saved[0]))}; " if saved else "no checkpoint yet (nothing trained); "
             print(f"preempted (SIGTERM): {where}resume with the same command plus --ckpt_path last", file=sys.stderr,
                   flush=True)
@@ -266,8 +268,10 @@ def _run_root(config: Any) -> tuple[Path, str]:
 
 
 def latest_resumable(save_dir: Path, project: str) -> Optional[Path]:
-    """The newest ``last.ckpt`` of the project's runs (``<save_dir>/<project>/<run id>/checkpoints/``)."""
-    found = [path for path in (save_dir / project).glob("*/checkpoints/last.ckpt") if path.is_file()]
+    """The newest ``last.ckpt`` of the project's unfinished runs (``<save_dir>/<project>/<run id>/checkpoints/``):
+    a run stopped by SIGTERM, Ctrl+C, kill -9 or an error, not one that ended normally."""
+    found = [path for path in (save_dir / project).glob("*/checkpoints/last.ckpt")
+             if path.is_file() and not finished_marker(path).exists()]
     return max(found, key=lambda path: path.stat().st_mtime) if found else None
 
 
@@ -449,6 +453,9 @@ def main(args: Any = None) -> None:
     _PHASE["running"] = False
     try:
         ProjectCLI(args=args, parser_kwargs={"prog": "{{ cookiecutter.package_name }}", "description": description})
+    except KeyboardInterrupt:  # Ctrl+C before or after training (during it, Lightning stops with status 1)
+        print("interrupted", file=sys.stderr, flush=True)
+        raise SystemExit(130) from None
     except Exception as error:  # noqa: BLE001 - sorted into the user's errors and bugs below
         message = error_message(error)
         if message is None or os.environ.get(TRACEBACK_VARIABLE):
