@@ -51,7 +51,10 @@ def render(rows: list[dict]) -> str:
     ]
     for row in rows:
         if "max_scalar_diff" in row:
-            then = f"`--ckpt_path last`: exit {_exit(row['resumed_exit'])}, {row['segments']} W&B segment(s) of one run id"
+            then = (f"`--ckpt_path last` finds no checkpoint and starts a new run: exit {_exit(row['resumed_exit'])}"
+                    if row.get("fresh") else
+                    f"`--ckpt_path last`: exit {_exit(row['resumed_exit'])}, same run folder, {row['segments']} W&B "
+                    "segments of one run id")
             if "signal_to_exit_s" in row:
                 then = f"{row['signal_to_exit_s']} s from SIGTERM to exit; " + then
             compared = f"{row['scalars']} ({row['scalars_lost']})"

@@ -144,7 +144,8 @@ class ResumableCheckpoint(ModelCheckpoint):
         except OSError as err:  # a full or read-only disk: the previous file stays whole, the message names it
             raise OSError(err.errno, err.strerror, str(path)) from err
         finally:
-            partial.unlink(missing_ok=True)
+            if trainer.is_global_zero:  # rank zero alone touches the files: ranks may share the disk
+                partial.unlink(missing_ok=True)
         trainer.strategy.barrier("ResumableCheckpoint")
         self._last_checkpoint_saved = filepath
 

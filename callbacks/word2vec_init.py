@@ -220,6 +220,17 @@ def load_glove_package() -> KeyedVectors:
     return kv
 
 
+def existing_vectors_file(path: str | Path) -> Path:
+    """``path`` (``~`` expanded) when it is a file, else the error that says what to give instead."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Word2VecInit: vectors file {path} does not exist. Give the path of a word2vec (.txt/.bin) or "
+            f"GloVe (.txt) file, `vectors: {GLOVE_PACKAGE}`, or `vectors: null` to train word2vec on the training split."
+        )
+    return path
+
+
 def load_vectors(path: str | Path, format: str = "auto", trust_pickle: bool = False) -> KeyedVectors:
     """Read word vectors from a word2vec text/binary file, a GloVe text file, or (trusted) gensim pickle.
 
@@ -230,12 +241,7 @@ def load_vectors(path: str | Path, format: str = "auto", trust_pickle: bool = Fa
     """
     if str(path) == GLOVE_PACKAGE:
         return load_glove_package()
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"Word2VecInit: vectors file {path} does not exist. Give the path of a word2vec (.txt/.bin) or "
-            f"GloVe (.txt) file, `vectors: {GLOVE_PACKAGE}`, or `vectors: null` to train word2vec on the training split."
-        )
+    path = existing_vectors_file(path)
     fmt = _detect_format(path) if format == "auto" else format
     KeyedVectors, _ = _gensim()
     if fmt == "gensim":
@@ -373,6 +379,8 @@ class Word2VecInit(FitStartStep):
             raise ValueError(f"workers must be >= 1 or null (all cores), got {workers}.")
         if freeze_epochs < -1:
             raise ValueError(f"freeze_epochs must be >= 0, or -1 to keep the embedding frozen, got {freeze_epochs}.")
+        if vectors is not None and vectors != GLOVE_PACKAGE:
+            existing_vectors_file(vectors)  # a missing file stops the run before it creates anything
         if format == "gensim" and not trust_pickle:
             raise ValueError("format 'gensim' loads a pickle: set trust_pickle: true if you trust the file, "
                              "or use one of word2vec, word2vec_binary, glove.")

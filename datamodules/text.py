@@ -224,6 +224,9 @@ class TextClassificationDataModule(LightningDataModule):
                 f"unlabelled={unlabelled!r} is neither {AUTO!r}, a bundled set ({', '.join(BUNDLED)}) nor a "
                 ".txt/.csv/.tsv/.jsonl file."
             )
+        if unlabelled is not None and unlabelled not in BUNDLED and not Path(unlabelled).is_file():
+            raise FileNotFoundError(f"unlabelled: {unlabelled} does not exist. Give a .txt/.csv/.tsv/.jsonl file of "
+                                    "unlabelled text, `auto`, or null.")
         self.save_hyperparameters()
         self.dataset = dataset
         self.data_path = data_path

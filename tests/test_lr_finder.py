@@ -300,6 +300,15 @@ def test_a_sweep_step_is_one_optimizer_step_over_accumulate_grad_batches_batches
         assert torch.equal(tensor, after.weights[name]), name
 
 
+def probed(model_class, record: str):
+    """A seeded ``model_class`` on 300 MR sentences with an empty list ``record``, and a 20-step finder."""
+    data = TextClassificationDataModule(limit=300, batch_size=32)
+    torch.manual_seed(0)
+    model = model_class(data.vocab_size, data.num_classes, lr=0.01, optimizer="adam")
+    setattr(model, record, [])
+    return model, LRFinder(min_lr=1e-4, max_lr=1.0, num_steps=20)
+
+
 @pytest.mark.filterwarnings("ignore:You requested to overfit but enabled train dataloader shuffling")
 def test_the_sweep_draws_its_batches_as_training_does(tiny_model_class):
     """overfit_batches=2: the sweep cycles over the same two fixed batches that training uses."""
@@ -309,11 +318,7 @@ def test_the_sweep_draws_its_batches_as_training_does(tiny_model_class):
             self.seen.append(tuple(batch["tokens"].flatten().tolist()))
             return super().training_step(batch, batch_idx)
 
-    data = TextClassificationDataModule(limit=300, batch_size=32)
-    torch.manual_seed(0)
-    model = Batches(data.vocab_size, data.num_classes, lr=0.01, optimizer="adam")
-    model.seen = []
-    finder = LRFinder(min_lr=1e-4, max_lr=1.0, num_steps=20)
+    model, finder = probed(Batches, "seen")
     run(tiny_model_class, finder, max_steps=2, model=model, overfit_batches=2)
     assert finder.steps_run == 20 and len(model.seen) == 20 + 2
     assert len(set(model.seen)) == 2 and set(model.seen[:20]) == set(model.seen[20:])
@@ -328,11 +333,7 @@ def test_the_trainers_gradient_clipping_applies_in_the_sweep(tiny_model_class):
             grads = [p.grad.flatten() for p in self.parameters() if p.grad is not None]
             self.clipped_norms.append(float(torch.linalg.vector_norm(torch.cat(grads))))
 
-    data = TextClassificationDataModule(limit=300, batch_size=32)
-    torch.manual_seed(0)
-    model = Clipped(data.vocab_size, data.num_classes, lr=0.01, optimizer="adam")
-    model.clipped_norms = []
-    finder = LRFinder(min_lr=1e-4, max_lr=1.0, num_steps=20)
+    model, finder = probed(Clipped, "clipped_norms")
     run(tiny_model_class, finder, max_steps=1, model=model, gradient_clip_val=0.05)
     assert finder.steps_run == 20
     assert len(model.clipped_norms) == len(model.preclip_norms) == 20 + 1

@@ -155,8 +155,10 @@ def test_a_resumed_run_does_not_reinitialise(tmp_path, tiny_model_class):
     first = w2v(tmp_path)
     fit(tiny_model_class, first, callbacks=[checkpoint], root=tmp_path / "run1")
     saved = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=False)
-    # a run resumed with a vectors file that does not exist would fail if it tried to initialise
-    resumed = Word2VecInit(vectors=str(tmp_path / "missing.txt"))
+    # a run resumed with an unreadable vectors file would fail if it tried to initialise
+    unreadable = tmp_path / "unreadable.txt"
+    unreadable.write_text("not word vectors\n", encoding="utf-8")
+    resumed = Word2VecInit(vectors=str(unreadable))
     snapshots = Snapshots()
     fit(tiny_model_class, resumed, epochs=2, ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"),
         callbacks=[ModelCheckpoint(dirpath=tmp_path / "ckpt2"), snapshots], root=tmp_path / "run2", seed=5)

@@ -12,7 +12,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -206,7 +205,7 @@ def test_resume_continues_the_same_run_at_the_next_epoch_with_checkpoint_vocabul
     # another slice of the data: a vocabulary rebuilt from it would not fit the checkpoint's embedding
     other_limit = 400
     assert TextClassificationDataModule(limit=other_limit).vocab_size != len(vocab)
-    workspace.fit("--ckpt_path", "last", epochs=2, limit=other_limit)  # "last": the newest resumable run
+    workspace.fit("--ckpt_path", last, epochs=2, limit=other_limit)  # a finished run goes on (`last` skips it)
 
     assert only(workspace.run_dirs()) == (run_id, run_dir), "the resumed run writes into the same run folder"
     resumed_config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
@@ -249,7 +248,7 @@ def test_a_missing_or_weights_only_checkpoint_is_refused_before_anything_is_crea
 def test_monitor_mismatch_fails_before_training(workspace):
     code, printed = workspace.error("fit", "--config", workspace.default_config, "--model.monitor", "val/loss")
     assert code == 2
-    assert printed.startswith("error: ModelCheckpoint monitors 'val/acc' but model.monitor is 'val/loss'")
+    assert re.match(r"error: (ModelCheckpoint|EarlyStopping) monitors 'val/acc' but model.monitor is 'val/loss'", printed)
     assert "Traceback" not in printed
     assert not workspace.run_dirs()
 
@@ -345,6 +344,14 @@ def test_missing_data_file_is_refused_before_anything_is_created(workspace):
     assert sorted(path.name for path in workspace.root.iterdir()) == ["home"], "no runs/, no W&B run, no cache"
 
 
+def test_the_traceback_variable_shows_the_exception_itself(workspace, monkeypatch):
+    from {{ cookiecutter.package_name }}.cli import TRACEBACK_VARIABLE
+
+    monkeypatch.setenv(TRACEBACK_VARIABLE, "1")
+    with pytest.raises(FileNotFoundError, match="missing.csv"):
+        workspace.main("fit", "--config", workspace.default_config, "--data.data_path", "missing.csv")
+
+
 def test_wrong_columns_are_named(workspace):
     Path("reviews.csv").write_text("review,sentiment\ngood film,pos\nbad film,neg\n", encoding="utf-8")
     code, printed = workspace.error("fit", "--config", workspace.default_config, "--data.data_path", "reviews.csv")
@@ -355,30 +362,6 @@ def test_unknown_config_key_exits_non_zero(workspace):
     with pytest.raises(SystemExit) as exit_info:
         workspace.fit("--model.nonexistent", "1")
     assert exit_info.value.code not in (0, None)
-
-
-@pytest.mark.slow
-def test_unreachable_wandb_server_falls_back_to_offline(workspace):
-    env = subprocess_env()
-    env["WANDB_API_KEY"] = "0123456789abcdef0123456789abcdef01234567"  # 40 characters, not a real key
-    env["WANDB_BASE_URL"] = "http://127.0.0.1:9"  # the discard port: nothing listens
-    command = [
-        sys.executable, "-m", "{{ cookiecutter.package_name }}", "fit",
-        "--config", str(workspace.default_config),
-        "--data.limit", str(workspace.limit), "--trainer.max_epochs", "1", "--data.unlabelled", "null",
-        "--trainer.logger.init_args.init_timeout", "5",
-    ]
-    start = time.monotonic()
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    elapsed = time.monotonic() - start
-    print(f"fit with an unreachable W&B server (init_timeout 5 s) took {elapsed:.1f} s")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "could not reach W&B" in result.stderr
-
-    run_id, _ = only(workspace.run_dirs())
-    run = workspace.offline_run(run_id)
-    assert run.exit_code == 0
-    assert run.metric("val/acc")
 
 
 @pytest.mark.slow
