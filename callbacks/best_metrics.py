@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 from typing_extensions import override
 
 from .wandb_io import find_wandb_logger, run_directory, write_report
@@ -62,12 +63,17 @@ def best_entry(history: Sequence[tuple[int, Mapping[str, float]]], monitor: str,
     return None
 
 
+def monitored_checkpoint(trainer: Trainer) -> Optional[ModelCheckpoint]:
+    """The first ``ModelCheckpoint`` that keeps the best epoch (has a ``monitor``), not ``last.ckpt``'s."""
+    return next((cb for cb in trainer.checkpoint_callbacks if getattr(cb, "monitor", None)), None)
+
+
 class BestMetrics(Callback):
     """Put the metrics of the best checkpoint's epoch into the run summary (W&B and ``best_metrics.json``).
 
     Keeps every epoch's metrics (at the end of each training epoch, validation included) and, when
-    fitting ends, picks the epoch whose monitored value is the ``best_model_score`` of
-    ``trainer.checkpoint_callback`` (the first ``ModelCheckpoint``). Without a monitored checkpoint
+    fitting ends, picks the epoch whose monitored value is the ``best_model_score`` of the first
+    ``ModelCheckpoint`` with a ``monitor`` (``monitored_checkpoint``). Without a monitored checkpoint
     it does nothing. The generated CLI adds it to every run.
 
     Example::
@@ -88,7 +94,7 @@ class BestMetrics(Callback):
 
     @override
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        checkpoint = trainer.checkpoint_callback
+        checkpoint = monitored_checkpoint(trainer)
         monitor, score = getattr(checkpoint, "monitor", None), getattr(checkpoint, "best_model_score", None)
         found = best_entry(self.history, monitor, float(score)) if monitor and score is not None else None
         if found is None:

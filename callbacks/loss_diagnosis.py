@@ -264,7 +264,7 @@ class LossDiagnosis(Callback):
         assert self._sum is not None
         points = [self._sum / self._count, torch.as_tensor(float(value), device=self._sum.device)]
         if self._first is not None:
-            points.append(self._first)
+            points.append(self._first.to(self._sum.device))  # restored on the CPU after a resume
         # one reduction, one decision for all ranks
         train_loss, val_loss, *first = trainer.strategy.reduce(torch.stack(points), reduce_op="mean").tolist()
         if first:
@@ -321,7 +321,8 @@ class LossDiagnosis(Callback):
     @override
     def state_dict(self) -> dict[str, Any]:
         return {"train": list(self.train), "val": list(self.val), "case": self.case, "changes": list(self.changes),
-                "initial": self.initial, "interval": [float(self._sum) if self._sum is not None else None, self._count]}
+                "initial": self.initial, "interval": [float(self._sum) if self._sum is not None else None, self._count],
+                "first": float(self._first) if self._first is not None else None}
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -332,3 +333,5 @@ class LossDiagnosis(Callback):
         self.initial = state_dict.get("initial")
         total, self._count = state_dict.get("interval", (None, 0))  # the steps since the last validation
         self._sum = torch.tensor(total, dtype=torch.float32) if total is not None else None
+        first = state_dict.get("first")  # the first step's loss, until the first validation uses it
+        self._first = torch.tensor(first, dtype=torch.float32) if first is not None else None

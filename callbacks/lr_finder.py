@@ -41,6 +41,7 @@ from lightning.pytorch.trainer.connectors.data_connector import (
 )
 from lightning.pytorch.trainer.states import RunningStage, TrainerFn
 from lightning.pytorch.utilities.combined_loader import CombinedLoader
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.model_helpers import _ModuleMode
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torchmetrics import Metric
@@ -588,8 +589,8 @@ class LRFinder(FitStartStep):
                         smoothed_best = min(smoothed_best, smoothed)
                         stop = not math.isfinite(smoothed) or (step >= 5 and smoothed > self.divergence * smoothed_best)
                     # every rank stops at the same step: under DDP a rank that left the loop would leave the
-                    # others waiting in the next step's gradient all-reduce
-                    if trainer.strategy.reduce_boolean_decision(stop, all=False):
+                    # others waiting in the next step's gradient all-reduce. SIGTERM (preemption) stops it too
+                    if trainer.strategy.reduce_boolean_decision(stop or trainer.received_sigterm, all=False):
                         break
         finally:
             progress.close()
@@ -602,6 +603,8 @@ class LRFinder(FitStartStep):
                 if isinstance(module, Metric):
                     module.reset()
             modes.restore(trainer.model)
+        if trainer.strategy.reduce_boolean_decision(trainer.received_sigterm, all=False):
+            raise SIGTERMException()  # end the run now, as Lightning's loops do, not after the sweep and a step
         return lrs, losses
 
     def _training_step(self, trainer: Trainer, automatic: _AutomaticOptimization, optimizer: Any,

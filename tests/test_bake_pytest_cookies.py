@@ -29,5 +29,5 @@ def test_cookies_fixture_bakes_a_complete_project(cookies, template, monkeypatch
 def test_cookies_fixture_reports_a_refused_answer(cookies):
     result = cookies.bake(template=str(REPO_ROOT), extra_context={"package_name": "torch"})
     assert result.exit_code != 0
-    assert "Hook script failed" in str(result.exception)
+    assert "package_name 'torch' is the name of a module the project depends on" in str(result.exception)
     assert result.project_path is None

@@ -6,13 +6,16 @@ import copy
 import glob
 import logging
 import math
+import os
 import random
+import signal
 
 import pytest
 import torch
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from callbacks import LRFinder, assess_curve, read_offline_run, suggest_lr
 from callbacks.lr_finder import divergence_index, exponential_sweep, linear_sweep, smooth
@@ -477,3 +480,30 @@ def test_the_schedule_follows_the_finder_whatever_the_callback_order(tiny_model_
     torch.manual_seed(0)
     trainer.fit(tiny_model_class(data.vocab_size, data.num_classes, lr=0.01, optimizer="adam"), datamodule=data)
     assert finder.suggestion is not None and cyclic.schedule.max_lr == finder.suggestion
+
+
+def test_sigterm_during_a_sweep_in_training_ends_the_run_at_once_with_the_weights_restored(tiny_model_class):
+    """A sweep at a later epoch runs under Lightning's SIGTERM handler; one at fit start, under the CLI's."""
+    class Preempted(tiny_model_class):
+        def training_step(self, batch, batch_idx):
+            self.calls += 1
+            if self.calls == self.signal_at:
+                os.kill(os.getpid(), signal.SIGTERM)  # Lightning's handler sets trainer.received_sigterm
+            return super().training_step(batch, batch_idx)
+
+    class AtEpochEnd(Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            self.weights = {name: value.clone() for name, value in pl_module.state_dict().items()}
+            self.calls = pl_module.calls
+
+    data = TextClassificationDataModule(limit=300, batch_size=32)
+    torch.manual_seed(0)
+    model = Preempted(data.vocab_size, data.num_classes, lr=0.01, optimizer="adam")
+    model.calls, model.signal_at = 0, 6 + 3  # epoch 0 has 6 training batches; the third step of the sweep
+    seen = AtEpochEnd()
+    finder = LRFinder(min_lr=1e-4, max_lr=1.0, num_steps=50, before_fit=False, epochs=[1])
+    with pytest.raises(SIGTERMException):
+        run(tiny_model_class, finder, epochs=2, model=model, callbacks=[seen])
+    assert seen.calls == 6 and model.calls == 6 + 3, "stopped in the sweep's third step, no training step followed"
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, seen.weights[name]), name

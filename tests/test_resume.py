@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 
 import pytest
 import torch
@@ -141,3 +142,22 @@ def test_generator_states_survive_a_weights_only_round_trip(tmp_path):
 def test_bad_argument():
     with pytest.raises(ValueError, match=r"every_n_train_steps must be >= 0 \(0: epoch ends only\), got -1\."):
         ResumableCheckpoint(every_n_train_steps=-1)
+
+
+def test_ctrl_c_inside_a_training_step_keeps_the_checkpoint_that_resumes_exactly(tmp_path, notices):
+    class Interrupted(DropoutLSTM):
+        def training_step(self, batch, batch_idx):
+            if self.trainer.global_step == 11:
+                raise KeyboardInterrupt  # as Ctrl+C in the middle of the forward pass
+            return super().training_step(batch, batch_idx)
+
+    torch.manual_seed(0)
+    data = TextClassificationDataModule(limit=400, batch_size=32, bucket_size=2)
+    model = Interrupted(data.vocab_size, data.num_classes, lr=0.01, optimizer="adam")
+    trainer = Trainer(max_epochs=2, callbacks=[ResumableCheckpoint(every_n_train_steps=3, dirpath=str(tmp_path))],
+                      logger=False, enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    with pytest.raises(SystemExit):  # Lightning ends a Ctrl+C with status 1
+        trainer.fit(model, datamodule=data)
+    assert torch.load(tmp_path / "last.ckpt", weights_only=True)["global_step"] == 9
+    assert notices(r"Ctrl\+C in the middle of a training step: kept the checkpoint saved before it .*last\.ckpt",
+                   level=logging.INFO)

@@ -208,7 +208,8 @@ def test_resume_continues_the_same_run_at_the_next_epoch_with_checkpoint_vocabul
     workspace.fit("--ckpt_path", last, epochs=2, limit=other_limit)  # a finished run goes on (`last` skips it)
 
     assert only(workspace.run_dirs()) == (run_id, run_dir), "the resumed run writes into the same run folder"
-    resumed_config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    assert yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))["data"]["vocab_from"] is None
+    resumed_config = yaml.safe_load((run_dir / "config.resumed-1.yaml").read_text(encoding="utf-8"))
     assert Path(resumed_config["data"]["vocab_from"]).resolve() == last.resolve()
     resumed_ckpt = torch.load(last, map_location="cpu", weights_only=True)
     assert resumed_ckpt["epoch"] == 1

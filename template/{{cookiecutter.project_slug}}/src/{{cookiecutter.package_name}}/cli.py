@@ -12,9 +12,11 @@ project's own notices, one line each, and none of Lightning's tips.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -28,7 +30,7 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 from lightning.pytorch.utilities.model_summary.model_summary import get_formatted_model_size, get_human_readable_count
 
-from .callbacks.best_metrics import BestMetrics
+from .callbacks.best_metrics import BestMetrics, monitored_checkpoint
 from .callbacks.nan_guard import NonFiniteError
 from .callbacks.notices import notice
 from .callbacks.overfit import OverfitCheck
@@ -59,7 +61,11 @@ class SaveRunConfig(SaveConfigCallback):
 
     def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         text = self.parser.dump(self.config, skip_none=False)
-        write_atomically(self._run_dir / self.config_filename, lambda partial: partial.write_text(text, encoding="utf-8"))
+        path, resumed = self._run_dir / self.config_filename, 0
+        while path.exists():  # a resumed run keeps the config it started with: config.resumed-1.yaml, ...
+            resumed += 1
+            path = self._run_dir / f"{Path(self.config_filename).stem}.resumed-{resumed}.yaml"
+        write_atomically(path, lambda partial: partial.write_text(text, encoding="utf-8"))
         config = yaml.safe_load(text)
         for logger in trainer.loggers:
             logger.log_hyperparams(config)
@@ -138,6 +144,9 @@ class ProjectCLI(LightningCLI):
             found = latest_resumable(*_run_root(config))
             if found is None:
                 notice(__name__, f"--ckpt_path last: no resumable checkpoint in {_run_root(config)[0]}/; starting a new run.")
+            else:
+                notice(__name__, f"--ckpt_path last: resuming run {found.parent.parent.name}, the newest unfinished "
+                                 f"run in {found.parents[2]}/, from {found}.")
             config.ckpt_path = ckpt_path = str(found) if found else None
         if ckpt_path:
             check_checkpoint(ckpt_path, resumable=subcommand == "fit")
@@ -169,14 +178,17 @@ class ProjectCLI(LightningCLI):
                 callback.save_last = False
 
     def _run_subcommand(self, subcommand: str) -> None:
-        # bad data stops the run here, before a run folder, a W&B run or a cache exists
-        self.datamodule.setup(subcommand)  # the stages are named as the subcommands
-        _PHASE["running"] = True
+        previous = signal.signal(signal.SIGTERM, _sigterm_outside_the_loops)
         try:
+            # bad data stops the run here, before a run folder, a W&B run or a cache exists
+            self.datamodule.setup(subcommand)  # the stages are named as the subcommands
+            _PHASE["running"] = True
             super()._run_subcommand(subcommand)
         except SIGTERMException:
             self._preempted()
             raise SystemExit(PREEMPTED) from None
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     def _preempted(self) -> None:
         """SIGTERM (a scheduler preempting the job): tell W&B, say how to resume, exit with 143."""
@@ -185,11 +197,16 @@ class ProjectCLI(LightningCLI):
                 logger._experiment.mark_preempting()
                 logger.finish(quiet=True, exit_code=PREEMPTED)
         if self.trainer.is_global_zero:
-            saved = [cb.best_model_path for cb in self.trainer.checkpoint_callbacks
-                     if isinstance(cb, ResumableCheckpoint) and cb.best_model_path]
-            where = f"checkpoint: {_shown(Path(saved[0]))}; " if saved else "no checkpoint yet (nothing trained); "
-            print(f"preempted (SIGTERM): {where}resume with the same command plus --ckpt_path last", file=sys.stderr,
-                  flush=True)
+            resumable = [cb for cb in self.trainer.checkpoint_callbacks if isinstance(cb, ResumableCheckpoint)]
+            if not resumable:
+                where = "this config has no ResumableCheckpoint, so nothing to resume from; "
+            elif resumable[0].best_model_path and finished_marker(resumable[0].best_model_path).exists():
+                where = f"the fit had finished ({_shown(Path(resumable[0].best_model_path))}); the test after it did not; "
+            elif resumable[0].best_model_path:
+                where = f"checkpoint: {_shown(Path(resumable[0].best_model_path))}; resume with the same command plus --ckpt_path last; "
+            else:
+                where = "no checkpoint yet (nothing trained): run the same command again; "
+            print(f"preempted (SIGTERM): {where.rstrip('; ')}", file=sys.stderr, flush=True)
 
     def _finish_loggers(self, quiet: bool = False) -> None:
         for logger in self.trainer.loggers:
@@ -198,7 +215,7 @@ class ProjectCLI(LightningCLI):
 
     def after_fit(self) -> None:
         overfit = [cb for cb in self.trainer.callbacks if isinstance(cb, OverfitCheck)]
-        best = self.trainer.checkpoint_callback
+        best = monitored_checkpoint(self.trainer)
         best_path = getattr(best, "best_model_path", "") if best is not None else ""
         tested: dict[str, float] = {}
         if self.config.fit.get("test_after_fit") and best_path and not overfit and not self.trainer.interrupted:
@@ -254,6 +271,14 @@ DEFAULT_LOGGER = {
 PREEMPTED = 143  # 128 + SIGTERM, what a shell reports for a process ended by SIGTERM
 _PHASE = {"running": False}  # main(): errors before the run are bad input (status 2), after it run-time (1)
 TRACEBACK_VARIABLE = "{{ cookiecutter.package_name | upper }}_TRACEBACK"
+
+
+def _sigterm_outside_the_loops(signum: int, frame: Any) -> None:
+    """SIGTERM before Lightning's loops handle it (reading data, word vectors, the LR sweep at fit start):
+    end the run at once. Lightning installs its own handler for its loops, which saves at the end of the
+    step, and calls this one after it: this one then does nothing."""
+    if signal.getsignal(signal.SIGTERM) is _sigterm_outside_the_loops:
+        raise SIGTERMException(PREEMPTED)
 
 
 def _run_root(config: Any) -> tuple[Path, str]:
@@ -435,7 +460,9 @@ def quiet_screen() -> None:
 def error_message(error: BaseException) -> Optional[str]:
     """The one line printed for an error the user can fix, or ``None`` for a bug (shown with its traceback)."""
     if isinstance(error, OSError) and error.filename and not isinstance(error, FileNotFoundError):
-        return f"cannot write {error.filename}: {error.strerror or error}"  # a full or read-only disk, permissions
+        if error.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG):  # a full or read-only disk
+            return f"cannot write {error.filename}: {error.strerror or error}"
+        return f"{error.filename}: {error.strerror or error}"  # permissions, a folder where a file should be, ...
     if isinstance(error, (ValueError, FileNotFoundError, NonFiniteError, MisconfigurationException, ModuleNotFoundError)):
         return str(error)
     return None
@@ -460,5 +487,7 @@ def main(args: Any = None) -> None:
         message = error_message(error)
         if message is None or os.environ.get(TRACEBACK_VARIABLE):
             raise
-        print(f"error: {message}", file=sys.stderr, flush=True)
-        raise SystemExit(1 if _PHASE["running"] else 2) from None
+        running = _PHASE["running"]
+        hint = f" (the traceback: {TRACEBACK_VARIABLE}=1)" if running else ""  # a run-time error may be a bug
+        print(f"error: {message}{hint}", file=sys.stderr, flush=True)
+        raise SystemExit(1 if running else 2) from None
