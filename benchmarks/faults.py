@@ -60,8 +60,13 @@ def render(rows: list[dict]) -> str:
             compared = f"{row['scalars']} ({row['scalars_lost']})"
             diffs = f"{_diff(row['max_scalar_diff'])} / {_diff(row['max_weight_diff'])}"
         else:
-            then = row.get("message", "").replace("|", "\\|") or ", ".join(
-                f"{key} {value}" for key, value in row.items() if key in ("lr", "steps", "fit_s"))
+            if "lr" in row:
+                then = (f"one run folder, one W&B run, word vectors trained once, each checkpoint written once; "
+                        f"every rank at lr {row['lr']:.3g}, {row['steps']} steps, the same weights")
+            elif "fit_s" in row:
+                then = f"'could not reach W&B', then offline; the whole 1-epoch fit took {row['fit_s']} s"
+            else:
+                then = row.get("message", "").replace("|", "\\|")
             compared, diffs = "—", "—"
         outcome = "✅ as promised" if row["passed"] else "❌"
         lines.append(f"| {row['case']} | {_exit(row['exit']) if row['exit'] != '-' else '—'} | {then} | {compared} | "
