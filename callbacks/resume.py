@@ -129,7 +129,7 @@ class ResumableCheckpoint(ModelCheckpoint):
     @property
     @override
     def state_key(self) -> str:
-        return f"ResumableCheckpoint{{'filename': {self.filename!r}}}"
+        return self._generate_state_key(filename=self.filename)  # stable when every_n_train_steps changes
 
     @override
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,

@@ -16,6 +16,7 @@ import errno
 import json
 import logging
 import os
+import pickle
 import signal
 import sys
 import warnings
@@ -198,15 +199,16 @@ class ProjectCLI(LightningCLI):
                 logger.finish(quiet=True, exit_code=PREEMPTED)
         if self.trainer.is_global_zero:
             resumable = [cb for cb in self.trainer.checkpoint_callbacks if isinstance(cb, ResumableCheckpoint)]
+            saved = resumable[0].best_model_path if resumable else ""
             if not resumable:
-                where = "this config has no ResumableCheckpoint, so nothing to resume from; "
-            elif resumable[0].best_model_path and finished_marker(resumable[0].best_model_path).exists():
-                where = f"the fit had finished ({_shown(Path(resumable[0].best_model_path))}); the test after it did not; "
-            elif resumable[0].best_model_path:
-                where = f"checkpoint: {_shown(Path(resumable[0].best_model_path))}; resume with the same command plus --ckpt_path last; "
+                where = "this config has no ResumableCheckpoint, so nothing to resume from"
+            elif saved and finished_marker(saved).exists():
+                where = f"the fit had finished ({_shown(Path(saved))}); the test after it did not"
+            elif saved:
+                where = f"checkpoint: {_shown(Path(saved))}; resume with the same command plus --ckpt_path last"
             else:
-                where = "no checkpoint yet (nothing trained): run the same command again; "
-            print(f"preempted (SIGTERM): {where.rstrip('; ')}", file=sys.stderr, flush=True)
+                where = "no checkpoint yet (nothing trained): run the same command again"
+            print(f"preempted (SIGTERM): {where}", file=sys.stderr, flush=True)
 
     def _finish_loggers(self, quiet: bool = False) -> None:
         for logger in self.trainer.loggers:
@@ -310,8 +312,6 @@ def resumed_run_id(ckpt_path: Optional[str]) -> Optional[str]:
 
 def check_checkpoint(path: str, resumable: bool) -> None:
     """Refuse a missing, unreadable or (for ``fit``) weights-only checkpoint, with what to pass instead."""
-    import pickle
-
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"--ckpt_path {path}: no such file. A run's checkpoints are in "
