@@ -4,6 +4,7 @@ from .best_metrics import BestMetrics
 from .clipping import AutoClip
 from .cyclic_lr import CyclicLR
 from .early_stopping import EarlyStopping
+from .epoch_estimate import EpochEstimate
 from .grad_norm import GradNormMonitor
 from .introspection import Introspection
 from .loss_diagnosis import CASES, LossDiagnosis, diagnose
@@ -27,6 +28,7 @@ __all__ = [
     "CASES",
     "CyclicLR",
     "EarlyStopping",
+    "EpochEstimate",
     "GradNormMonitor",
     "HalveOnPlateau",
     "Introspection",

@@ -4,9 +4,11 @@ The practitioners' table: train falls and validation falls — still learning; t
 validation rises — overfitting; train falls and validation is flat — underfitting; both flat —
 a bottleneck (stuck at ln C: NaN/Inf or no learning, lower the init scale and the LR); train
 rises and validation rises — an architecture problem; train rises and validation falls — a data
-problem. ``diverging`` (the training loss far above ln C, e.g. a finite 1e34 from a far too high
-LR, or NaN/Inf) needs no trend and is decided at the first validation. ``diagnose`` applies the table
-to plain numbers; ``LossDiagnosis`` is the Lightning adapter.
+problem. Two cases read levels, not trends: ``diverging`` (the training loss far above ln C, e.g. a
+finite 1e34 from a far too high LR, or NaN/Inf) is decided at the first validation, and
+``saturated`` (the training loss near 0: the model fits its training data, where a relative trend
+of a near-zero loss means nothing). ``diagnose`` applies the table to plain numbers;
+``LossDiagnosis`` is the Lightning adapter.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, Optional
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.trainer.states import TrainerFn
 from typing_extensions import override
 
@@ -47,6 +50,9 @@ CASES: dict[str, tuple[str, str]] = {
     "diverging": ("the training loss blew up (far above ln C, or NaN/Inf)",
                   "lower the learning rate (try a tenth), check that gradients are clipped (trainer.gradient_clip_val: "
                   "5, T10), use a smaller init scale; NaNGuard's max_loss_factor (T55) stops such a run at once"),
+    "saturated": ("the training loss is near zero: the model fits its training data",
+                  "more epochs only memorise it: keep the best epoch by the validation metric (early stopping, T35); "
+                  "for a better validation score regularise (dropout T30, weight decay T32) or add data"),
 }
 #: (train trend, validation trend) -> case
 TRENDS = {
@@ -105,6 +111,7 @@ def diagnose(
     stuck_tolerance: float = 0.05,
     diverge_factor: float = 1.5,
     initial: Optional[float] = None,
+    saturated_share: float = 0.05,
 ) -> Optional[Diagnosis]:
     """The T54 case of the loss curves so far, ``None`` while there are too few points.
 
@@ -123,6 +130,9 @@ def diagnose(
         initial: the loss of the first training step, before any update: the reference when ln C is
             unknown (T53: it is about ln C); ``None``: the first interval's mean, ``train[0]``, which
             misses a blow-up inside the first interval.
+        saturated_share: "saturated" when the latest training loss is below this share of the
+            reference (ln C, else the initial loss): 0.05 × ln 2 = 0.035, a mean probability of
+            ~0.97 on the right class.
     """
     if not train or not val:
         return None
@@ -141,7 +151,30 @@ def diagnose(
     if ln_classes and all(abs(v - ln_classes) <= stuck_tolerance * ln_classes for v in recent_train + recent_val):
         return Diagnosis("stuck", train_trend, val_trend)
     case = TRENDS[(_direction(train_trend, flat_tolerance), _direction(val_trend, flat_tolerance))]
+    if reference > 0 and latest_train < saturated_share * reference:
+        # a near-zero loss's relative trend is noise: only a rising validation loss (overfitting) still reads
+        level = f"train loss {latest_train:.3g} = {latest_train / reference:.1%} of {unit}"
+        if case == "overfitting":
+            return Diagnosis(case, train_trend, val_trend, level)
+        return Diagnosis("saturated", train_trend, val_trend, f"{level}; validation loss {latest_val:.3g}")
     return Diagnosis(case, train_trend, val_trend)
+
+
+def final_action(case: Optional[str], monitor: str, patience: int, stopped_epoch: int, action: str) -> str:
+    """The final advice for a run early stopping ended at ``stopped_epoch``, consistent with that decision.
+
+    Example:
+        >>> final_action("learning", "val/acc", 3, 7, "keep training")[:52]
+        'early stopping ended the run at epoch 7: val/acc did'
+    """
+    ended = (f"early stopping ended the run at epoch {stopped_epoch}: {monitor} did not improve for {patience} "
+             "validations")
+    if case == "learning":
+        return (f"{ended}, although the losses still fell: the model grows more confident without getting more "
+                f"right. The best epoch's weights are kept; to train on, raise patience or monitor val/loss")
+    if case is None:
+        return f"{ended}, before the loss curves said anything. The best epoch's weights are kept"
+    return f"{ended}, as the curves suggest ({case}). The best epoch's weights are kept; {action}"
 
 
 def _loss_of(outputs: Any) -> Optional[torch.Tensor]:
@@ -156,13 +189,16 @@ class LossDiagnosis(Callback):
     The training loss of an interval is the mean of the step losses since the previous validation
     (read from ``training_step``'s output, so nothing needs to be logged); the validation loss is
     the ``val_loss`` metric. After each validation, :func:`diagnose` reads the last ``window``
-    points into one of the eight cases of :data:`CASES`: the six of TRICKS T54 (learning,
-    overfitting, underfitting, plateau, architecture, data) plus ``stuck`` (at ln C) and
-    ``diverging``. When the case changes, a console notice (a warning for every case but
-    ``learning``) and a W&B alert name the case and the action; ``diagnosis/case`` (the case's
-    index in :data:`CASES`), ``diagnosis/train_trend`` and ``diagnosis/val_trend`` are logged at
-    each validation; the summary gets the final ``diagnosis/verdict`` and ``diagnosis/action``,
-    and ``loss_diagnosis.json`` in the run directory lists every change.
+    points into one of the nine cases of :data:`CASES`: the six of TRICKS T54 (learning,
+    overfitting, underfitting, plateau, architecture, data) plus ``stuck`` (at ln C),
+    ``diverging`` and ``saturated`` (the training loss below ``saturated_share`` × ln C: trends of
+    a near-zero loss are noise, so it is its own case). When the case changes, a console notice (a
+    warning for every case but ``learning``) and a W&B alert name the case and the action;
+    ``diagnosis/case`` (the case's index in :data:`CASES`), ``diagnosis/train_trend`` and
+    ``diagnosis/val_trend`` are logged at each validation. When training ends, one console line
+    gives the final verdict, agreeing with early stopping when it ended the run (``final_action``);
+    the summary gets ``diagnosis/verdict`` and ``diagnosis/action``, and ``loss_diagnosis.json`` in
+    the run directory lists every change.
 
     ``diverging`` waits for no trend: a training loss above ``diverge_factor`` × ln C, NaN or Inf
     is diagnosed at the first validation after it happened, and the notice names the loss and its
@@ -177,6 +213,7 @@ class LossDiagnosis(Callback):
         flat_tolerance: relative change per validation below which a trend counts as flat.
         stuck_tolerance: share of ln C within which losses count as stuck at chance.
         diverge_factor: a training loss above this times ln C counts as diverging, at once.
+        saturated_share: a training loss below this share of ln C counts as saturated.
         num_classes: C; by default the model's ``hparams.num_classes`` or the data module's ``num_classes``.
 
     Raises:
@@ -200,6 +237,7 @@ class LossDiagnosis(Callback):
         flat_tolerance: float = 0.02,
         stuck_tolerance: float = 0.05,
         diverge_factor: float = 1.5,
+        saturated_share: float = 0.05,
         num_classes: Optional[int] = None,
     ) -> None:
         if not (isinstance(window, int) and window >= 2):
@@ -209,6 +247,8 @@ class LossDiagnosis(Callback):
                 raise ValueError(f"{name} must be > 0, got {value}.")
         if not diverge_factor > 1:
             raise ValueError(f"diverge_factor must be > 1, got {diverge_factor}.")
+        if not 0 < saturated_share < 1:
+            raise ValueError(f"saturated_share must be in (0, 1), got {saturated_share}.")
         if num_classes is not None and num_classes < 2:
             raise ValueError(f"num_classes must be >= 2 or None (read from the model or data), got {num_classes}.")
         self.val_loss = val_loss
@@ -216,6 +256,7 @@ class LossDiagnosis(Callback):
         self.flat_tolerance = flat_tolerance
         self.stuck_tolerance = stuck_tolerance
         self.diverge_factor = diverge_factor
+        self.saturated_share = saturated_share
         self.num_classes = num_classes
         self.train: list[float] = []
         self.val: list[float] = []
@@ -273,7 +314,8 @@ class LossDiagnosis(Callback):
         self.train.append(train_loss)
         self.val.append(val_loss)
         found = diagnose(self.train, self.val, self._ln_classes(trainer, pl_module), self.window,
-                         self.flat_tolerance, self.stuck_tolerance, self.diverge_factor, self.initial)
+                         self.flat_tolerance, self.stuck_tolerance, self.diverge_factor, self.initial,
+                         self.saturated_share)
         if found is None:
             return
         pl_module.log("diagnosis/case", float(list(CASES).index(found.case)), on_step=False, on_epoch=True)
@@ -308,6 +350,10 @@ class LossDiagnosis(Callback):
             return
         verdict = self.case or "undecided"
         action = CASES[self.case][1] if self.case else f"fewer than {self.window} validations: no diagnosis"
+        stopped = next((c for c in trainer.callbacks if isinstance(c, EarlyStopping) and c.stopped_epoch), None)
+        if stopped is not None:  # the verdict must not say "keep training" about a run early stopping just ended
+            action = final_action(self.case, stopped.monitor, stopped.patience, stopped.stopped_epoch, action)
+        notice(__name__, f"LossDiagnosis: final verdict: {verdict}. {action}.", logging.INFO)
         write_report(trainer, folder, "loss_diagnosis.json", json.dumps(
             {"verdict": verdict, "action": action, "train": self.train, "val": self.val, "changes": self.changes},
             indent=1))

@@ -19,6 +19,7 @@ import copy
 import itertools
 import logging
 import math
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -362,6 +363,10 @@ def _loss_of(output: Any) -> Optional[torch.Tensor]:
     return output if isinstance(output, torch.Tensor) else None
 
 
+MIN_STEPS = 20  # fewer sweep steps give no readable curve
+_TIMED_STEPS = 5  # the sweep's first steps, timed (after the first, which warms up) for max_time
+
+
 class LRFinder(FitStartStep):
     """Learning-rate range test before training (and, optionally, at given epochs) (T01).
 
@@ -398,10 +403,19 @@ class LRFinder(FitStartStep):
             point is noise) or ``apply`` it anyway. A flat curve that rises at the end is read a
             decade below the rise and applied, with a warning.
             A merely noisy curve's suggestion is applied, with a warning.
+        max_time: a budget in seconds for the sweep (``null``: none). After its first 5 steps the
+            sweep measures a step; if ``num_steps`` would take longer than the budget (long
+            documents: a step of 64 of them can take seconds), the rest of the sweep is
+            re-planned over fewer steps (at least 20) that still reach ``max_lr``, and a line
+            says so. The choice is made on rank zero for every rank.
+
+    The outcome is always one console line: the LR applied (or kept), the reading, whether it is
+    confident and why not, and where the plot is.
 
     Raises:
         ValueError: ``min_lr >= max_lr``, non-positive LRs, unknown ``mode``/``method``,
-            ``num_steps < 20``, ``beta`` outside [0, 1), ``divergence <= 1`` or negative epochs.
+            ``num_steps < 20``, ``beta`` outside [0, 1), ``divergence <= 1``, negative epochs or a
+            ``max_time`` that is not positive.
 
     Example::
 
@@ -413,6 +427,7 @@ class LRFinder(FitStartStep):
                 max_lr: 1.0
                 num_steps: 100
                 method: robust
+                max_time: 120      # seconds; long documents get a shorter sweep
     """
 
     def __init__(
@@ -428,6 +443,7 @@ class LRFinder(FitStartStep):
         epochs: Optional[list[int]] = None,
         before_fit: bool = True,
         unreliable: str = "keep",
+        max_time: Optional[float] = None,
     ) -> None:
         if not 0 < min_lr < max_lr:
             raise ValueError(f"need 0 < min_lr < max_lr, got min_lr={min_lr}, max_lr={max_lr}.")
@@ -435,7 +451,7 @@ class LRFinder(FitStartStep):
             raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(SWEEPS)}.")
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}.")
-        if num_steps < 20:
+        if num_steps < MIN_STEPS:
             raise ValueError(f"num_steps={num_steps} is too few for a usable curve; use at least 20 (about 100 is typical).")
         if not 0 <= beta < 1:
             raise ValueError(f"beta must be in [0, 1), got {beta}.")
@@ -447,6 +463,9 @@ class LRFinder(FitStartStep):
             raise ValueError(f"epochs must be >= 0, got {epochs}.")
         if unreliable not in ("keep", "apply"):
             raise ValueError(f"unreliable must be 'keep' or 'apply', got {unreliable!r}.")
+        if max_time is not None and not max_time > 0:
+            raise ValueError(f"max_time must be > 0 seconds or null (no budget), got {max_time}.")
+        self.max_time = max_time
         self.min_lr, self.max_lr, self.num_steps = min_lr, max_lr, num_steps
         self.mode, self.method, self.beta, self.divergence = mode, method, beta, divergence
         self.val_batches = val_batches
@@ -529,28 +548,24 @@ class LRFinder(FitStartStep):
         # one decision for every rank: rank zero's
         suggestion, check = trainer.strategy.broadcast((suggestion, check), src=0)
         self.confident, self.reason, self.curve_suggestion = check.confident, check.reason, suggestion
+        reading = f"{self.method} reading of {len(lrs)} steps"
+        applied = False
         if suggestion is None:
-            notice(
-                __name__,
-                f"LRFinder: the loss diverged too early to read a learning rate ({check.reason}); "
-                f"keeping the configured lr={start_lrs[0]:g}. Lower min_lr (now {self.min_lr:g})."
-            )
+            line = (f"kept lr {start_lrs[0]:.3g}: the loss diverged too early to read ({check.reason}; {reading}). "
+                    f"Lower min_lr (now {self.min_lr:g})")
         elif not check.usable and self.unreliable == "keep":
-            notice(
-                __name__,
-                f"LRFinder: nothing to read in the curve ({check.reason}); its suggestion {suggestion:.3g} is not used, "
-                f"keeping the configured lr={start_lrs[0]:g} (unreliable='apply' would use it)."
-            )
+            line = (f"kept lr {start_lrs[0]:.3g}: nothing to read in the curve ({check.reason}; {reading}); its "
+                    f"suggestion {suggestion:.3g} is not used (unreliable: apply would use it)")
         else:
-            self.suggestion = suggestion
+            self.suggestion, applied = suggestion, True
             self._apply(trainer, pl_module, optimizer, suggestion, ratios)
-            if check.confident:
-                notice(__name__, f"LRFinder: lr {suggestion:.3g} applied ({self.method} reading of {len(lrs)} steps).", logging.INFO)
-            else:  # an expected reading (e.g. a slow starter's flat-then-rising curve): said, not warned
-                notice(__name__, f"LRFinder: lr {suggestion:.3g} applied, not a confident reading ({check.reason}); "
-                                 "see lr_finder.png.", logging.INFO)
+            line = f"lr {suggestion:.3g} applied ({reading}, " + (
+                "confident)" if check.confident else f"not confident: {check.reason})")
         self.done.append(tag)
-        self._report(trainer, tag, start_lrs[0])
+        path = self._report(trainer, tag, start_lrs[0])
+        # one line, always: a confident reading is said, the others (kept LR, doubtful reading) warned
+        notice(__name__, f"LRFinder: {line}" + (f"; curve: {path}" if path else "") + ".",
+               logging.INFO if applied and check.usable else logging.WARNING)
 
     def _sweep(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any, ratios: list[float]) -> tuple[list[float], list[float]]:
         plan = (exponential_sweep if self.mode == "exponential" else linear_sweep)(self.min_lr, self.max_lr, self.num_steps)
@@ -570,9 +585,18 @@ class LRFinder(FitStartStep):
         progress = _sweep_bar(trainer, len(plan))
         # a private instance: its progress counters are its own, so the trainer's global_step stays at 0
         automatic = _AutomaticOptimization(trainer)
+        clock: list[float] = []
         try:
             with _no_logging(pl_module), _callbacks_muted(trainer):
-                for step, lr in enumerate(plan):
+                step = -1
+                while step + 1 < len(plan):
+                    step += 1
+                    lr = plan[step]
+                    clock.append(time.perf_counter())
+                    if step == _TIMED_STEPS and self.max_time is not None:
+                        plan = self._within_budget(trainer, plan, step, (clock[-1] - clock[1]) / (step - 1))
+                        progress.reset(total=len(plan))
+                        progress.update(step)
                     progress.update(1)
                     trainer.model.train()
                     for group, ratio in zip(optimizer.param_groups, ratios):
@@ -606,6 +630,19 @@ class LRFinder(FitStartStep):
         if trainer.strategy.reduce_boolean_decision(trainer.received_sigterm, all=False):
             raise SIGTERMException()  # end the run now, as Lightning's loops do, not after the sweep and a step
         return lrs, losses
+
+    def _within_budget(self, trainer: Trainer, plan: list[float], step: int, seconds: float) -> list[float]:
+        """``plan``, its steps from ``step`` on re-planned to fit ``max_time`` at ``seconds`` per step (rank zero's)."""
+        assert self.max_time is not None
+        steps = max(MIN_STEPS, int(self.max_time / seconds)) if seconds > 0 else len(plan)
+        steps = trainer.strategy.broadcast(steps, src=0)
+        if steps >= len(plan):
+            return plan
+        rest = (exponential_sweep if self.mode == "exponential" else linear_sweep)(plan[step], self.max_lr, steps - step)
+        notice(__name__, f"LRFinder: a sweep step takes {seconds:.2g} s, so {len(plan)} steps would take "
+                         f"{len(plan) * seconds / 60:.1f} min (max_time {self.max_time:g} s): sweeping over {steps} "
+                         f"steps instead.", logging.INFO)
+        return plan[:step] + rest
 
     def _training_step(self, trainer: Trainer, automatic: _AutomaticOptimization, optimizer: Any,
                        batches: Iterator[Any], step: int) -> Optional[float]:
@@ -713,10 +750,11 @@ class LRFinder(FitStartStep):
         if "lr" in getattr(pl_module, "hparams", {}):
             pl_module.hparams["lr"] = lr
 
-    def _report(self, trainer: Trainer, tag: str, configured: float) -> None:
+    def _report(self, trainer: Trainer, tag: str, configured: float) -> Optional[Path]:
+        """Plot the curve into the run directory and send it to W&B; the plot's path (rank zero) or None."""
         folder = run_directory(trainer)  # on every rank: it may broadcast
         if not trainer.is_global_zero or not self.lrs:
-            return
+            return None
         suggestions = {self.method: self.curve_suggestion} if self.curve_suggestion else {}
         name = "lr_finder.png" if tag == "fit" else f"lr_finder_{tag.replace(' ', '_')}.png"
         try:
@@ -727,7 +765,7 @@ class LRFinder(FitStartStep):
             path = None
         logger = find_wandb_logger(trainer)
         if logger is None:
-            return
+            return path
         import wandb
 
         key = "lr_finder" if tag == "fit" else f"lr_finder/{tag.replace(' ', '_')}"
@@ -746,3 +784,4 @@ class LRFinder(FitStartStep):
         summary[f"{key}/applied"] = self.suggestion is not None  # False: the configured LR was kept
         summary[f"{key}/reason"] = self.reason
         summary[f"{key}/steps"] = self.steps_run
+        return path

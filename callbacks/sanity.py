@@ -72,6 +72,38 @@ def _same(a: Any, b: Any) -> bool:
     return labels_a.shape == labels_b.shape and torch.equal(labels_a, labels_b)
 
 
+def label_mix(seen: Mapping[int, int], expected: list[int], names: Optional[list[str]] = None,
+              z_limit: float = 4.0, share_limit: float = 0.05) -> Finding:
+    """The ``label_mix`` finding: do the inspected batches' class shares match the training split's?
+
+    ``seen`` counts class indices in the inspected batches, ``expected`` the training split's
+    examples per class. A class is off when its share differs by more than ``z_limit`` binomial
+    standard errors *and* ``share_limit`` (a random batch order is off by 4 standard errors once in
+    ~16,000 checks; the share limit keeps many batches from flagging a trivial shift).
+
+    Example:
+        >>> label_mix({0: 186, 1: 6}, [870, 130], ["ham", "spam"]).status
+        'warn'
+    """
+    total, reference = sum(seen.values()), sum(expected)
+    if not total or not reference:
+        return Finding("label_mix", "T52", "ok", None, "no labels to compare")
+    off = []
+    for index, count in enumerate(expected):
+        p = count / reference
+        observed = seen.get(index, 0) / total
+        error = math.sqrt(p * (1 - p) / total) if 0 < p < 1 else 0.0
+        if abs(observed - p) > share_limit and abs(observed - p) > z_limit * error:
+            name = names[index] if names and index < len(names) else str(index)
+            off.append(f"{name} {observed:.0%} vs {p:.0%}")
+    if off:
+        return Finding("label_mix", "T52", "warn", off,
+                       f"batches' class mix departs from the training split's ({', '.join(off)} of {total} examples): "
+                       "length bucketing without data.stratified_batches, or a loader that reads by class? Batches "
+                       "that keep the mix give steadier steps and a readable LR sweep")
+    return Finding("label_mix", "T52", "ok", None, "class mix as in the training split")
+
+
 def _expected_loss(trainer: Trainer, pl_module: LightningModule) -> Optional[float]:
     """ln C for C classes, C read from the model's hyperparameters or the data module (duck-typed)."""
     classes = getattr(pl_module, "hparams", {}).get("num_classes") or getattr(trainer.datamodule, "num_classes", None)
@@ -104,6 +136,10 @@ class SanityChecks(FitStartStep):
     ``identical_batches`` T52    consecutive batches with equal inputs and labels (fails)
     ``labels``            T52    label counts over the inspected batches (warns on one class)
     ``single_class``      T52    batches holding one class only: data sorted by label?
+    ``label_mix``         T52    the inspected batches' class shares against the training split's
+                                 (the data module's ``class_counts``): warns when a class is off
+                                 by more than 4 standard errors and 5 points (length bucketing
+                                 without class-keeping batches, a loader that reads by class)
     ``padding``           T52    share of padding tokens (warns above ``max_padding_share``)
     ``first_loss``        T53    first training loss vs ln C, within ``loss_tolerance`` (relative)
     ====================  =====  ==================================================================
@@ -301,6 +337,10 @@ class SanityChecks(FitStartStep):
             findings.append(Finding("single_class", "T52", "warn" if single else "ok", single,
                                     f"{single} of {len(labels)} batches hold a single class: is the data sorted by "
                                     "label? shuffle it" if single else "every batch mixes classes"))
+            class_counts = getattr(trainer.datamodule, "class_counts", None)
+            if callable(class_counts):
+                expected = list(class_counts("train"))
+                findings.append(label_mix(counts, expected, names if isinstance(names, (list, tuple)) else None))
 
         pad = getattr(trainer.datamodule, "pad_index", None)
         if pad is None:

@@ -79,6 +79,29 @@ class SkippableBatchSampler(BatchSampler):
         return super().__iter__()
 
 
+def stratified_by_length(lengths: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """An order of a pool whose consecutive runs keep the pool's class mix and similar lengths.
+
+    Each class is sorted by length and its members spread evenly over ``[0, 1)`` (member ``i`` of
+    ``n`` at ``(i + 0.5) / n``); merging the classes by that position interleaves them, so any run
+    of ``k`` consecutive items holds each class's share of ``k`` to within one item, drawn from
+    the same length quantile of every class. Cutting the order into batches then gives batches
+    that keep the label mix (a sorted pool of short texts that are mostly one class would give
+    single-class batches) at the cost of some padding where the classes' lengths differ.
+
+    Example:
+        >>> order = stratified_by_length(torch.tensor([1, 2, 3, 4, 5, 6]), torch.tensor([0, 0, 0, 0, 1, 1]))
+        >>> order.tolist()
+        [0, 4, 1, 2, 5, 3]
+    """
+    position = torch.empty(len(lengths), dtype=torch.float64)
+    for label in labels.unique():
+        members = (labels == label).nonzero().flatten()
+        members = members[torch.argsort(lengths[members], stable=True)]
+        position[members] = (torch.arange(len(members), dtype=torch.float64) + 0.5) / len(members)
+    return torch.argsort(position, stable=True)
+
+
 class BucketBatchSampler(SkippableBatchSampler):
     """Batches of indices whose sequences have similar lengths; new buckets every epoch.
 
@@ -96,9 +119,14 @@ class BucketBatchSampler(SkippableBatchSampler):
         shuffle: shuffle the order of the batches (training); off, batches come shortest first
             within each pool (evaluation).
         seed: the base seed of the batch order; default ``PL_GLOBAL_SEED`` (``seed_everything``).
+        labels: the class of every example: each pool is then cut so every batch keeps the pool's
+            class mix (see ``stratified_by_length``); without them a pool is sorted by length alone,
+            and where length goes with the class (short texts mostly one class) batches are
+            nearly single-class.
 
     Raises:
-        ValueError: ``batch_size`` or ``bucket_size`` below 1.
+        ValueError: ``batch_size`` or ``bucket_size`` below 1, ``labels`` of another length than
+            ``lengths``, or ``labels`` with ``drop_last``.
 
     Example:
         >>> from torch.utils.data import SequentialSampler
@@ -117,11 +145,18 @@ class BucketBatchSampler(SkippableBatchSampler):
         bucket_size: int = 50,
         shuffle: bool = True,
         seed: int | None = None,
+        labels: Sequence[int] | None = None,
     ) -> None:
         if bucket_size < 1:
             raise ValueError(f"bucket_size must be >= 1 (batches per length-sorted pool), got {bucket_size}.")
+        if labels is not None and len(labels) != len(lengths):
+            raise ValueError(f"labels has {len(labels)} entries but lengths has {len(lengths)}: one of each per example.")
+        if labels is not None and drop_last:
+            raise ValueError("labels (class-keeping batches) cannot be combined with drop_last: the batches of a pool "
+                             "are cut across classes, so no batch is the short one to drop.")
         super().__init__(sampler, batch_size, drop_last)
         self.lengths = torch.as_tensor(list(lengths), dtype=torch.long)
+        self.labels = None if labels is None else torch.as_tensor(list(labels), dtype=torch.long)
         self.bucket_size = bucket_size
         self.shuffle = shuffle
         self.seed = global_seed() if seed is None else seed
@@ -132,7 +167,10 @@ class BucketBatchSampler(SkippableBatchSampler):
         batches: list[list[int]] = []
         for start in range(0, len(order), pool):
             chunk = order[start : start + pool]
-            chunk = chunk[torch.argsort(self.lengths[chunk], stable=True)]
+            if self.labels is None:
+                chunk = chunk[torch.argsort(self.lengths[chunk], stable=True)]
+            else:
+                chunk = chunk[stratified_by_length(self.lengths[chunk], self.labels[chunk])]
             for first in range(0, len(chunk), self.batch_size):
                 batch = chunk[first : first + self.batch_size]
                 if len(batch) == self.batch_size or not self.drop_last:

@@ -10,11 +10,14 @@ import csv
 import html
 import io
 import json
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 #: Bundled data sets: name -> (value of the ``source`` column, label names).
 BUNDLED = {
@@ -81,14 +84,29 @@ def _decode(path: Path) -> list[str]:
     return lines
 
 
-def _check_value(path: Path, line: int, value: object, column: str) -> str:
-    text = "" if value is None else str(value)
-    if not text.strip():
-        raise ValueError(f"{path}, line {line}: empty {column!r} value. Fill it in or remove the row.")
-    return text
+EMPTY_ROWS = ("error", "drop")
 
 
-def _read_records(path: Path, lines: list[str], columns: dict[str, str]) -> list[tuple[int, list[str]]]:
+@rank_zero_only
+def say(message: str, level: int = logging.WARNING) -> None:
+    """One line to this package's logger (the generated CLI prints it), on rank zero only."""
+    logging.getLogger(__package__ or __name__).log(level, message)
+
+
+def line_list(lines: list[int], shown: int = 10) -> str:
+    """``line 4`` / ``lines 4, 9, 12`` / ``lines 4, 9, ... (and 3 more)``: where something was found.
+
+    Example:
+        >>> line_list([3]), line_list(list(range(1, 13)), shown=3)
+        ('line 3', 'lines 1, 2, 3 (and 9 more)')
+    """
+    head = ", ".join(map(str, lines[:shown]))
+    more = f" (and {len(lines) - shown} more)" if len(lines) > shown else ""
+    return f"line{'s' if len(lines) > 1 else ''} {head}{more}"
+
+
+def _read_records(path: Path, lines: list[str], columns: dict[str, str],
+                  empty_rows: str = "error") -> list[tuple[int, list[str]]]:
     """The values of ``columns`` in each record of a CSV, TSV or JSONL file, checked.
 
     Args:
@@ -96,13 +114,15 @@ def _read_records(path: Path, lines: list[str], columns: dict[str, str]) -> list
         lines: its lines, from ``_decode``.
         columns: the ``--data`` option naming each wanted column (or JSON key) -> that name,
             e.g. ``{"text_column": "text"}``.
+        empty_rows: a record with an empty wanted value: ``error`` (all of them named at once,
+            the first lines shown) or ``drop`` (left out, counted in one notice).
 
     Returns:
         ``(line, values)`` for each record: the line it starts on and the non-empty values of
         ``columns``, in their order.
 
     Raises:
-        ValueError: empty file, missing column or key, malformed row or JSON, or an empty value.
+        ValueError: empty file, missing column or key, malformed row or JSON, or empty values.
     """
     jsonl = path.suffix.lower() == ".jsonl"
     if not any(line.strip() for line in lines):
@@ -110,10 +130,25 @@ def _read_records(path: Path, lines: list[str], columns: dict[str, str]) -> list
         what = "one JSON object per line with the key" if jsonl else "a header line with the column"
         raise ValueError(f"{path} is empty. Expected {what}{'s' if len(columns) > 1 else ''} {names}.")
     records = _read_jsonl(path, lines, columns) if jsonl else _read_delimited(path, lines, columns)
-    return [
-        (line, [_check_value(path, line, record[name], name) for name in columns.values()])
-        for line, record in records
-    ]
+    kept: list[tuple[int, list[str]]] = []
+    empty: dict[str, list[int]] = {name: [] for name in columns.values()}
+    for line, record in records:
+        values = ["" if record[name] is None else str(record[name]) for name in columns.values()]
+        blank = [name for name, value in zip(columns.values(), values) if not value.strip()]
+        for name in blank:
+            empty[name].append(line)
+        if not blank:
+            kept.append((line, values))
+    found = {name: where for name, where in empty.items() if where}
+    if found:
+        rows = len({line for where in found.values() for line in where})
+        what = "; ".join(f"{name!r} empty at {line_list(where)}" for name, where in found.items())
+        rows_text = f"{rows} row{'s' if rows > 1 else ''} with an empty value"
+        if empty_rows == "error":
+            raise ValueError(f"{path}: {rows_text}: {what}. Fill them in, remove them, or set --data.empty_rows drop "
+                             "to leave them out.")
+        say(f"{path}: left out {rows_text} (data.empty_rows: drop): {what}.")
+    return kept
 
 
 def _read_delimited(path: Path, lines: list[str], columns: dict[str, str]) -> Iterator[tuple[int, dict[str, str]]]:
@@ -183,18 +218,22 @@ def _read_jsonl(path: Path, lines: list[str], columns: dict[str, str]) -> Iterat
         yield line, record
 
 
-def read_examples(path: str | Path, text_column: str = "text", label_column: str = "label") -> list[Example]:
+def read_examples(path: str | Path, text_column: str = "text", label_column: str = "label",
+                  empty_rows: str = "error") -> list[Example]:
     """Read labelled texts from a CSV, TSV or JSONL file.
 
     Args:
         path: the file; its suffix picks the format (``.csv``, ``.tsv``, ``.jsonl``).
         text_column: name of the column (or JSON key) holding the text.
         label_column: name of the column (or JSON key) holding the label.
+        empty_rows: rows with an empty text or label: ``error`` (every one named in one message)
+            or ``drop`` (left out, with one notice counting them).
 
     Raises:
         FileNotFoundError: the file does not exist.
         ValueError: unsupported suffix, empty file, missing column, invalid UTF-8, a NUL byte,
-            an unclosed quote, malformed JSON or an empty text/label, each naming the line.
+            an unclosed quote, malformed JSON, each naming the line; empty texts/labels, all of
+            them at once.
     """
     path = Path(path)
     if not path.is_file():
@@ -204,9 +243,12 @@ def read_examples(path: str | Path, text_column: str = "text", label_column: str
         )
     if path.suffix.lower() not in (".csv", ".tsv", ".jsonl"):
         raise ValueError(f"{path}: unsupported file type {path.suffix!r}; use one of .csv, .tsv, .jsonl.")
-    records = _read_records(path, _decode(path), {"text_column": text_column, "label_column": label_column})
+    if empty_rows not in EMPTY_ROWS:
+        raise ValueError(f"empty_rows must be one of {', '.join(EMPTY_ROWS)}, got {empty_rows!r}.")
+    records = _read_records(path, _decode(path), {"text_column": text_column, "label_column": label_column},
+                            empty_rows)
     if not records:
-        raise ValueError(f"{path} has a header but no rows.")
+        raise ValueError(f"{path} has a header but no rows{' left' if empty_rows == 'drop' else ''}.")
     return [Example(text, label.strip(), line) for line, (text, label) in records]
 
 

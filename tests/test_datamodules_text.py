@@ -207,7 +207,7 @@ def test_unreadable_encoding_names_the_line(tmp_path):
 def test_empty_text_names_the_line(tmp_path):
     path = tmp_path / "blank.csv"
     path.write_text('text,label\ngood,1\n"  ",0\n', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"blank.csv, line 3: empty 'text' value"):
+    with pytest.raises(ValueError, match=r"blank.csv: 1 row with an empty value: 'text' empty at line 3\."):
         TextClassificationDataModule(data_path=str(path)).vocab
 
 

@@ -188,7 +188,7 @@ def test_param_group_ratios_are_kept(tiny_model_class):
 def test_immediate_divergence_keeps_the_configured_lr_with_a_warning(tiny_model_class, notices):
     finder = LRFinder(min_lr=1e4, max_lr=1e8, num_steps=20)
     trainer, model = run(tiny_model_class, finder, optimizer="sgd", max_steps=1)
-    assert len(notices(r"diverged too early to read a learning rate .*keeping the configured lr=0.01")) == 1
+    assert len(notices(r"^LRFinder: kept lr 0.01: the loss diverged too early to read \(.*reading of \d+ steps\)\. Lower min_lr")) == 1
     assert finder.suggestion is None and not finder.confident
     assert model.lr == 0.01 and trainer.optimizers[0].param_groups[0]["lr"] == 0.01
 
@@ -459,13 +459,15 @@ def test_a_flat_curve_keeps_the_configured_lr_unless_told_otherwise(tiny_model_c
     # SGD at LRs far too small to learn anything: the curve is flat
     finder = LRFinder(min_lr=1e-8, max_lr=1e-6)
     trainer, model = run(tiny_model_class, finder, optimizer="sgd", max_steps=1)
-    assert notices(r"nothing to read in the curve \(flat: .*\); its suggestion .* is not used, keeping the configured lr=0.01")
+    assert notices(r"^LRFinder: kept lr 0.01: nothing to read in the curve \(flat: .*; \w+ reading of \d+ steps\); its "
+                   r"suggestion .* is not used", level=logging.WARNING)
     assert not finder.confident and finder.curve_suggestion is not None and finder.suggestion is None
     assert model.lr == 0.01 and trainer.optimizers[0].param_groups[0]["lr"] == 0.01
 
     finder = LRFinder(min_lr=1e-8, max_lr=1e-6, unreliable="apply")
     trainer, model = run(tiny_model_class, finder, optimizer="sgd", max_steps=1)
-    assert notices(r"LRFinder: lr \S+ applied, not a confident reading \(flat", level=logging.INFO)
+    assert notices(r"^LRFinder: lr \S+ applied \(\w+ reading of \d+ steps, not confident: flat.*; curve: .*lr_finder.png\.$",
+                   level=logging.INFO)
     assert trainer.optimizers[0].param_groups[0]["lr"] == finder.suggestion == finder.curve_suggestion
 
 

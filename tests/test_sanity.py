@@ -85,7 +85,7 @@ def test_clean_data_passes_and_reaches_wandb(offline_wandb, tiny_model_class, ca
     data = mr()
     summary, checks = logged(offline_wandb, tiny_model_class(data.vocab_size, data.num_classes), data)
     assert statuses(checks) == {"params": "ok", "shapes": "ok", "nonfinite_inputs": "ok", "zero_inputs": "ok",
-                                "identical_batches": "ok", "labels": "ok", "single_class": "ok", "padding": "ok",
+                                "identical_batches": "ok", "labels": "ok", "single_class": "ok", "label_mix": "ok", "padding": "ok",
                                 "first_loss": "ok"}
     assert summary["sanity/warnings"] == summary["sanity/failures"] == 0
     params = summary["sanity/params"]["value"]

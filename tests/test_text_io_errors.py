@@ -47,7 +47,7 @@ def test_text_after_a_closing_quote_names_its_line(tmp_path):
 def test_closed_multiline_field_keeps_line_numbers(tmp_path):
     lines = ["text,label", "fine,pos", '"two', 'lines, ""quoted""",neg', "ok,pos", "good,", "bad,neg"]
     path = write(tmp_path / "reviews.csv", lines)
-    message = f"{path}, line 6: empty 'label' value. Fill it in or remove the row."
+    message = f"{path}: 1 row with an empty value: 'label' empty at line 6. Fill them in, remove them"
     with pytest.raises(ValueError, match=re.escape(message)):
         read_examples(path)
     lines[5] = "good,pos"
@@ -57,13 +57,13 @@ def test_closed_multiline_field_keeps_line_numbers(tmp_path):
     assert examples[1].text == 'two\nlines, "quoted"'
     lines[2:4] = ['"two', 'lines",']  # an empty label on a multi-line row: the line it starts on
     write(path, lines)
-    with pytest.raises(ValueError, match=r"reviews.csv, line 3: empty 'label' value"):
+    with pytest.raises(ValueError, match=r"reviews.csv: 1 row with an empty value: 'label' empty at line 3\."):
         read_examples(path)
 
 
 def test_form_feed_and_line_separator_do_not_split_rows(tmp_path):
     path = write(tmp_path / "reviews.csv", ["text,label", "page\fbreak,pos", "line\u2028separator,neg", "x,"])
-    with pytest.raises(ValueError, match=r"reviews.csv, line 4: empty 'label' value"):
+    with pytest.raises(ValueError, match=r"reviews.csv: 1 row with an empty value: 'label' empty at line 4\."):
         read_examples(path)
 
 
@@ -126,7 +126,7 @@ def test_nul_byte_names_the_line(tmp_path, reader, name, lines):
 # ---------------------------------------------------------------- predict files: the training checks
 def test_predict_file_empty_text_and_missing_column(tmp_path):
     path = write(tmp_path / "p.csv", ["text", "fine", '"  "'])
-    message = f"{path}, line 3: empty 'text' value. Fill it in or remove the row."
+    message = f"{path}: 1 row with an empty value: 'text' empty at line 3. Fill them in, remove them"
     with pytest.raises(ValueError, match=re.escape(message)):
         read_texts(path)
     path = write(tmp_path / "p.tsv", ["review", "fine"])

@@ -140,6 +140,8 @@ class ProjectCLI(LightningCLI):
         # before LightningCLI reads the checkpoint's hyperparameters, with torch's advice for unreadable files
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else None
+        if config is not None:
+            check_presets(config.get("config") or [])
         ckpt_path = config.get("ckpt_path") if config is not None else None
         if ckpt_path == "last" and subcommand == "fit":
             found = latest_resumable(*_run_root(config))
@@ -359,6 +361,21 @@ def end_of_fit(best: Any, best_path: str, tested: dict[str, float], run_dir: Pat
         "--data.text_column text --data.label_column label",
     ]
     return "\n".join(lines)
+
+
+def check_presets(configs: list[Any]) -> None:
+    """Refuse a preset (``configs/presets/*.yaml``) given first: presets change the default config, never replace it.
+
+    Alone, ``presets/vanilla.yaml`` would train at the class defaults (lr 0.001, 1,000 epochs, no
+    logger, a random seed) instead of the project's, silently.
+
+    Raises:
+        ValueError: the first ``--config`` is a preset, naming the command that stacks it.
+    """
+    if configs and Path(str(configs[0])).parent.name == "presets":
+        first = str(configs[0])
+        raise ValueError(f"{first} is a preset: it changes configs/default.yaml and does not stand alone. Stack it "
+                         f"after the default: --config configs/default.yaml --config {first}")
 
 
 def check_monitors(monitor: str, callbacks: list[Any]) -> None:

@@ -1,11 +1,12 @@
-"""Recurrent text classifier: embedding → dropout → LSTM/GRU → [norm] → dropout → linear.
+"""Recurrent text classifier: embedding → dropout → [strided Conv1D] → LSTM/GRU → [norm] → dropout → linear.
 
 TRICKS: T08 (any torch optimizer from the config, Adam by default), T11 (mean-reduced loss, so
 clipping thresholds do not depend on the batch size), T30 (dropout only on the non-recurrent
 connections), T31 (locked/variational dropout, DropConnect on the hidden-to-hidden weights),
 T32 (weight-decay parameter groups: none on biases, norms and embeddings; separate decay for the
 recurrent kernels), T34 (batch or layer norm on the final state), T43 (packed variable-length
-sequences), T57 (one monitor metric, chosen in the config).
+sequences), T44 (a strided Conv1D front-end that shortens long texts before the RNN), T57 (one
+monitor metric, chosen in the config).
 """
 
 from __future__ import annotations
@@ -96,6 +97,33 @@ def parameter_groups(
     return out
 
 
+class Downsample(nn.Module):
+    """T44: a strided Conv1D + ReLU over ``[B, T, F]`` that the RNN then reads in ``~T / stride`` steps.
+
+    The kernel spans ``kernel_size`` positions (2 strides by default, so neighbouring windows
+    overlap by half); a text's length becomes the number of windows that start inside it, at least 1.
+    """
+
+    def __init__(self, features: int, stride: int, kernel_size: Optional[int] = None) -> None:
+        super().__init__()
+        self.stride = stride
+        self.kernel_size = kernel_size or 2 * stride
+        self.padding = (self.kernel_size - stride) // 2
+        self.conv = nn.Conv1d(features, features, self.kernel_size, stride=stride, padding=self.padding)
+
+    def lengths(self, lengths: torch.Tensor, steps: int) -> torch.Tensor:
+        """The lengths after the convolution of texts of ``lengths``, for an output of ``steps`` positions."""
+        out = torch.div(lengths + 2 * self.padding - self.kernel_size, self.stride, rounding_mode="floor") + 1
+        return out.clamp(1, steps)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        short = self.kernel_size - 2 * self.padding - x.shape[1]
+        if short > 0:  # a batch of texts shorter than one window: pad to one
+            x = nn.functional.pad(x, (0, 0, 0, short))
+        out = torch.relu(self.conv(x.transpose(1, 2))).transpose(1, 2)
+        return out, self.lengths(lengths, out.shape[1])
+
+
 class TextClassifier(LightningModule):
     """Classify token sequences with a recurrent network.
 
@@ -104,6 +132,10 @@ class TextClassifier(LightningModule):
         num_classes: output classes (linked from the data module).
         pad_index: embedding row of the padding token (linked from the data module).
         embedding_dim: size of the word vectors.
+        downsample: T44: with a stride above 1, a strided Conv1D (+ ReLU) over the embeddings
+            shortens a text ``downsample`` times before the RNN reads it, for long documents
+            (``benchmarks/results/long_texts.md``); 1 (default) reads every token.
+        downsample_kernel: the convolution's width in tokens; default ``2 * downsample``.
         hidden_size: units of each recurrent layer (per direction).
         num_layers: stacked recurrent layers.
         rnn: ``lstm`` or ``gru``.
@@ -147,6 +179,8 @@ class TextClassifier(LightningModule):
         num_classes: int,
         pad_index: int = 0,
         embedding_dim: int = 128,
+        downsample: int = 1,
+        downsample_kernel: Optional[int] = None,
         hidden_size: int = 128,
         num_layers: int = 1,
         rnn: Literal["lstm", "gru"] = "lstm",
@@ -169,6 +203,11 @@ class TextClassifier(LightningModule):
             raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
         if not 0.0 <= weight_dropout < 1.0:
             raise ValueError(f"weight_dropout must be in [0, 1), got {weight_dropout}.")
+        if downsample < 1:
+            raise ValueError(f"downsample must be >= 1 (1: no convolution front-end), got {downsample}.")
+        if downsample_kernel is not None and downsample_kernel < downsample:
+            raise ValueError(f"downsample_kernel must be >= downsample ({downsample}) so no token is skipped, "
+                             f"got {downsample_kernel}.")
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}.")
         for name, value in (("weight_decay", weight_decay), ("recurrent_weight_decay", recurrent_weight_decay)):
@@ -187,6 +226,7 @@ class TextClassifier(LightningModule):
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_index)
         self.dropout = nn.Dropout(dropout)
         self.input_dropout = LockedDropout(dropout) if locked_dropout else self.dropout
+        self.downsample = Downsample(embedding_dim, downsample, downsample_kernel) if downsample > 1 else None
         rnn_class = {"lstm": nn.LSTM, "gru": nn.GRU}[rnn]
         self.rnn = rnn_class(
             embedding_dim,
@@ -217,6 +257,8 @@ class TextClassifier(LightningModule):
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logits ``[B, num_classes]`` for padded ``tokens [B, T]`` of the given ``lengths [B]``."""
         embedded = self.input_dropout(self.embedding(tokens))
+        if self.downsample is not None:  # T44
+            embedded, lengths = self.downsample(embedded, lengths)
         packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
         _, hidden = self.rnn(packed)
         if isinstance(hidden, tuple):  # LSTM: (h_n, c_n)
