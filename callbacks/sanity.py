@@ -73,13 +73,13 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def label_mix(seen: Mapping[int, int], expected: list[int], names: Optional[list[str]] = None,
-              z_limit: float = 4.0, share_limit: float = 0.05) -> Finding:
+              z_limit: float = 3.0, share_limit: float = 0.05) -> Finding:
     """The ``label_mix`` finding: do the inspected batches' class shares match the training split's?
 
     ``seen`` counts class indices in the inspected batches, ``expected`` the training split's
     examples per class. A class is off when its share differs by more than ``z_limit`` binomial
-    standard errors *and* ``share_limit`` (a random batch order is off by 4 standard errors once in
-    ~16,000 checks; the share limit keeps many batches from flagging a trivial shift).
+    standard errors *and* ``share_limit`` (a random batch order is off by 3 standard errors for a given class
+    once in ~370 checks; the share limit keeps many batches from flagging a trivial shift).
 
     Example:
         >>> label_mix({0: 186, 1: 6}, [870, 130], ["ham", "spam"]).status
@@ -138,7 +138,7 @@ class SanityChecks(FitStartStep):
     ``single_class``      T52    batches holding one class only: data sorted by label?
     ``label_mix``         T52    the inspected batches' class shares against the training split's
                                  (the data module's ``class_counts``): warns when a class is off
-                                 by more than 4 standard errors and 5 points (length bucketing
+                                 by more than 3 standard errors and 5 points (length bucketing
                                  without class-keeping batches, a loader that reads by class)
     ``padding``           T52    share of padding tokens (warns above ``max_padding_share``)
     ``first_loss``        T53    first training loss vs ln C, within ``loss_tolerance`` (relative)
@@ -349,9 +349,15 @@ class SanityChecks(FitStartStep):
         if pad is not None and tokens:
             share = sum(int((t == pad).sum()) for t in tokens) / max(1, sum(t.numel() for t in tokens))
             status = "warn" if share > self.max_padding_share else "ok"
+            datamodule = trainer.datamodule
+            if getattr(datamodule, "bucketing", False) and getattr(datamodule, "stratified_batches", False):
+                advice = ("batches that keep the class mix pad one class's short texts to another's long ones; "
+                          "data.stratified_batches false trades the mix for less padding, a lower max_length cuts it")
+            else:
+                advice = "bucket texts by length or set a max_length (T43)"
             findings.append(Finding("padding", "T52", status, share,
-                                    f"{share:.0%} of the token positions are padding: bucket texts by length or "
-                                    "set a max_length (T43)" if status == "warn" else f"{share:.0%} padding"))
+                                    f"{share:.0%} of the token positions are padding: {advice}" if status == "warn"
+                                    else f"{share:.0%} padding"))
         return findings
 
     def _check_first_loss(self, trainer: Trainer, pl_module: LightningModule) -> Finding:

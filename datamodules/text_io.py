@@ -154,6 +154,7 @@ def _read_records(path: Path, lines: list[str], columns: dict[str, str],
 def _read_delimited(path: Path, lines: list[str], columns: dict[str, str]) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield ``(line, row)`` for each data row of a CSV/TSV file, after checking its header for ``columns``."""
     separator = "tab" if path.suffix.lower() == ".tsv" else "comma"
+    csv.field_size_limit(2**31 - 1)  # the csv module's default, 131,072 characters, is a 20,000-word document
     reader = csv.reader(lines, delimiter="\t" if separator == "tab" else ",", strict=True)
     header = None
     while True:

@@ -308,6 +308,68 @@ def test_vanilla_preset_turns_the_tricks_off(workspace):
     assert cli.model.hparams.dropout == 0.0
 
 
+def test_a_preset_alone_is_refused_with_the_command_that_stacks_it(workspace):
+    preset = workspace.presets / "vanilla.yaml"
+    code, printed = workspace.error("fit", "--config", preset)
+    assert code == 2
+    assert printed == (f"error: {preset} is a preset: it changes configs/default.yaml and does not stand alone. Stack "
+                       f"it after the default: --config configs/default.yaml --config {preset}\n")
+    assert sorted(path.name for path in workspace.root.iterdir()) == ["home"], "nothing created"
+
+
+def real_corpus(path: Path) -> Path:
+    """Length-skewed imbalanced messages: short hams, long spams (some of them documents), 87/13, a few dirty rows."""
+    import csv
+    import random
+
+    from {{ cookiecutter.package_name }}.datamodules import read_bundled, tokenize
+
+    sentences = [e.text for e in read_bundled("mr")]
+    random.Random(0).shuffle(sentences)
+    short = [s for s in sentences if len(tokenize(s)) <= 12][:348]
+    long = [s for s in sentences if len(tokenize(s)) >= 30][:52]
+    rows = [(s, "ham") for s in short] + [(" ".join([s] * (1 + 40 * (i % 13 == 0))), "spam") for i, s in enumerate(long)]
+    random.Random(1).shuffle(rows)
+    rows[3] = ("", rows[3][1])
+    rows[9] = ("  ", rows[9][1])
+    rows[20] = (rows[20][0], "spma")  # a typo: a label seen once
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    return path
+
+
+def test_a_real_corpus_is_checked_all_at_once_then_trains_with_its_policies_said(workspace, capsys):
+    """Items of the real-corpora list through the CLI: dirty rows, a rare label, long texts, class mix, a tiny
+    validation split, the LR finder's line."""
+    path = real_corpus(workspace.root / "messages.csv")
+    code, printed = workspace.error("fit", "--config", workspace.default_config, "--data.data_path", path)
+    assert code == 2
+    assert printed == (f"error: {path}: 2 rows with an empty value: 'text' empty at lines 5, 11. Fill them in, remove "
+                       "them, or set --data.empty_rows drop to leave them out.\n")
+    code, printed = workspace.error("fit", "--config", workspace.default_config, "--data.data_path", path,
+                                    "--data.empty_rows", "drop")
+    dropped, error = printed.splitlines()
+    assert code == 2 and error.startswith(f"error: {path}: 1 label seen fewer than 3 times: 'spma' (line 22).")
+    assert dropped == f"warning: {path}: left out 2 rows with an empty value (data.empty_rows: drop): 'text' empty at lines 5, 11."
+    capsys.readouterr()
+    workspace.main("fit", "--config", workspace.default_config, "--data.data_path", path, "--data.empty_rows", "drop",
+                   "--data.rare_labels", "drop", "--trainer.max_epochs", "2")
+    lines = [line.removeprefix("warning: ") for line in capsys.readouterr().err.splitlines()]  # the notices, one a line
+    assert f"{path}: left out 2 rows with an empty value (data.empty_rows: drop): 'text' empty at lines 5, 11." in lines
+    (policy,) = [m for m in lines if m.startswith("max_length: auto -> ")]
+    assert policy.startswith("max_length: auto -> 256 tokens (the 95th percentile of the training texts, at least 256)")
+    (small,) = [m for m in lines if m.startswith("EarlyStopping: the validation split is small")]
+    assert "28 validation examples (< 400)" in small and "class 'spam' has 4 validation examples (< 50)" in small
+    assert [m for m in lines if re.match(r"LRFinder: (lr \S+ applied|kept lr)", m)]
+    run_id, run_dir = only(workspace.run_dirs())
+    checks = {c["check"]: c for c in json.loads((run_dir / "sanity_checks.json").read_text())}
+    assert checks["label_mix"]["status"] == "ok"  # bucketed batches keep the 87/13 mix
+    summary = workspace.offline_run(run_id).summary
+    assert summary["sanity/label_mix"]["status"] == "ok"
+
+
 def overfit(workspace, *args):
     """``fit`` with the overfit preset (T51) on the test slice of MR; the exit status and the W&B summary."""
     code = 0

@@ -256,3 +256,35 @@ def test_one_plain_group_when_every_group_would_decay_alike():
     model = make_model(optimizer=torch.optim.Adam)
     optimizer = model.configure_optimizers()
     assert len(optimizer.param_groups) == 1 and optimizer.param_groups[0]["weight_decay"] == 0
+
+
+def test_downsample_front_end_shortens_texts_before_the_rnn():
+    """T44: a strided Conv1D reads ~stride tokens per RNN step; each text keeps its own length."""
+    model = make_model(downsample=4, dropout=0.0)
+    tokens, lengths = batch_of(LONG, SHORT, [1])
+    embedded = model.embedding(tokens)
+    out, short = model.downsample(embedded, lengths)
+    assert out.shape[:2] == (3, 9 // 4) and short.tolist() == [2, 1, 1]  # floor(len / 4), at least one window
+    with torch.no_grad():
+        torch.testing.assert_close(model(*batch_of(SHORT, LONG))[1], model(*batch_of(LONG))[0], rtol=1e-5, atol=1e-6)
+    loss = torch.nn.functional.cross_entropy(model.train()(tokens, lengths), torch.tensor([0, 1, 2]))
+    loss.backward()
+    assert model.downsample.conv.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match=r"downsample_kernel must be >= downsample \(4\) so no token is skipped, got 2"):
+        make_model(downsample=4, downsample_kernel=2)
+    with pytest.raises(ValueError, match=r"downsample must be >= 1 \(1: no convolution front-end\), got 0"):
+        make_model(downsample=0)
+
+
+@pytest.mark.parametrize("rnn, num_layers", [("lstm", 1), ("gru", 2)])
+def test_unidirectional_state_equals_the_packed_final_state(rnn, num_layers):
+    """T43: the unpacked forward pass reads each text's state at its last token, as packing would."""
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    model = make_model(rnn=rnn, num_layers=num_layers, dropout=0.0)
+    tokens, lengths = batch_of(SHORT, LONG, MIDDLE, [4])
+    with torch.no_grad():
+        packed = pack_padded_sequence(model.embedding(tokens), lengths, batch_first=True, enforce_sorted=False)
+        _, hidden = model.rnn(packed)
+        hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+        torch.testing.assert_close(model(tokens, lengths), model.head(hidden[-1]), rtol=1e-5, atol=1e-6)
