@@ -288,3 +288,20 @@ def test_unidirectional_state_equals_the_packed_final_state(rnn, num_layers):
         _, hidden = model.rnn(packed)
         hidden = hidden[0] if isinstance(hidden, tuple) else hidden
         torch.testing.assert_close(model(tokens, lengths), model.head(hidden[-1]), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("pooling", ["max", "mean"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_pooling_reads_each_texts_own_steps(pooling, bidirectional):
+    from {{ cookiecutter.package_name }}.models.text_classification import pool
+
+    model = make_model(pooling=pooling, bidirectional=bidirectional, dropout=0.0)
+    with torch.no_grad():
+        alone, batched = model(*batch_of(SHORT)), model(*batch_of(LONG, SHORT))
+        torch.testing.assert_close(batched[1], alone[0], rtol=1e-5, atol=1e-6)  # padding never pooled
+        outputs, _ = model.rnn(model.embedding(batch_of(MIDDLE)[0]))
+        expected = outputs.amax(dim=1) if pooling == "max" else outputs.mean(dim=1)
+        torch.testing.assert_close(model(*batch_of(MIDDLE)), model.head(expected), rtol=1e-5, atol=1e-6)
+    assert pool(torch.tensor([[[1.0], [5.0], [9.0]]]), torch.tensor([2]), "max").item() == 5.0
+    with pytest.raises(ValueError, match="pooling must be one of last, max, mean, got 'sum'"):
+        make_model(pooling="sum")

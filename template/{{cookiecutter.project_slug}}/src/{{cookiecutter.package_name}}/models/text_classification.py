@@ -18,7 +18,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torch.nn.utils import parametrize
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
@@ -97,6 +97,17 @@ def parameter_groups(
     return out
 
 
+POOLINGS = ("last", "max", "mean")
+
+
+def pool(output: torch.Tensor, lengths: torch.Tensor, how: str) -> torch.Tensor:
+    """The ``max`` or ``mean`` over each text's own time steps of RNN outputs ``[B, T, F]`` -> ``[B, F]``."""
+    inside = torch.arange(output.shape[1], device=output.device)[None, :] < lengths.to(output.device)[:, None]
+    if how == "max":
+        return output.masked_fill(~inside[..., None], float("-inf")).amax(dim=1)
+    return (output * inside[..., None]).sum(dim=1) / lengths.to(output.device)[:, None].clamp(min=1)
+
+
 class Downsample(nn.Module):
     """T44: a strided Conv1D + ReLU over ``[B, T, F]`` that the RNN then reads in ``~T / stride`` steps.
 
@@ -136,6 +147,9 @@ class TextClassifier(LightningModule):
             shortens a text ``downsample`` times before the RNN reads it, for long documents
             (``benchmarks/results/long_texts.md``); 1 (default) reads every token.
         downsample_kernel: the convolution's width in tokens; default ``2 * downsample``.
+        pooling: what the head reads from the RNN: ``last`` (each text's final state, default),
+            ``max`` or ``mean`` over its time steps (long documents: the end of a review is
+            far from most of what it says).
         hidden_size: units of each recurrent layer (per direction).
         num_layers: stacked recurrent layers.
         rnn: ``lstm`` or ``gru``.
@@ -181,6 +195,7 @@ class TextClassifier(LightningModule):
         embedding_dim: int = 128,
         downsample: int = 1,
         downsample_kernel: Optional[int] = None,
+        pooling: Literal["last", "max", "mean"] = "last",
         hidden_size: int = 128,
         num_layers: int = 1,
         rnn: Literal["lstm", "gru"] = "lstm",
@@ -208,6 +223,8 @@ class TextClassifier(LightningModule):
         if downsample_kernel is not None and downsample_kernel < downsample:
             raise ValueError(f"downsample_kernel must be >= downsample ({downsample}) so no token is skipped, "
                              f"got {downsample_kernel}.")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}.")
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}.")
         for name, value in (("weight_decay", weight_decay), ("recurrent_weight_decay", recurrent_weight_decay)):
@@ -221,6 +238,7 @@ class TextClassifier(LightningModule):
         self.scheduler = scheduler
         self.monitor = monitor
         self.weight_decay = weight_decay
+        self.pooling = pooling
         self.recurrent_weight_decay = recurrent_weight_decay
 
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_index)
@@ -264,15 +282,19 @@ class TextClassifier(LightningModule):
             # batch runs unpacked: torch's backward through a packed RNN of unequal lengths grows with the square of
             # the length on CPU (64 texts of ~425 tokens: 19 s against 0.4 s, benchmarks/results/imdb.md)
             output, _ = self.rnn(embedded)
-            last = output[torch.arange(len(lengths), device=output.device), (lengths - 1).to(output.device)]
-            return self.head(self.dropout(self.norm(last)))
-        # the backward direction must start at each text's own end: packed
-        packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        _, hidden = self.rnn(packed)
-        if isinstance(hidden, tuple):  # LSTM: (h_n, c_n)
-            hidden = hidden[0]
-        last = hidden.view(self.rnn.num_layers, 2, *hidden.shape[1:])[-1]
-        return self.head(self.dropout(self.norm(torch.cat(list(last), dim=-1))))
+            if self.pooling == "last":
+                last = output[torch.arange(len(lengths), device=output.device), (lengths - 1).to(output.device)]
+                return self.head(self.dropout(self.norm(last)))
+        else:  # the backward direction must start at each text's own end: packed
+            packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            packed_output, hidden = self.rnn(packed)
+            if self.pooling == "last":
+                if isinstance(hidden, tuple):  # LSTM: (h_n, c_n)
+                    hidden = hidden[0]
+                last = hidden.view(self.rnn.num_layers, 2, *hidden.shape[1:])[-1]
+                return self.head(self.dropout(self.norm(torch.cat(list(last), dim=-1))))
+            output, _ = pad_packed_sequence(packed_output, batch_first=True, total_length=embedded.shape[1])
+        return self.head(self.dropout(self.norm(pool(output, lengths, self.pooling))))
 
     def _shared_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         logits = self(batch["tokens"], batch["lengths"])
