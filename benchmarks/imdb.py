@@ -17,7 +17,8 @@ with whole documents without and with bucketing, with the length policy (``max_l
 and with the policy and ``downsample: 4``. Documents per second count every document's whole
 length, cut or not.
 
-Writes benchmarks/results/imdb.json, imdb.md and imdb.png.
+Writes benchmarks/results/imdb.json, imdb.md and imdb.png (``--name``). ``--configs`` picks other rows, e.g.
+``--part accuracy --seeds 1 --configs default "default + max pooling" --name imdb_pooling``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ CONFIGS = {
     "default": [],
     "default + downsample 4 (T44)": ["--model.downsample", "4"],
     "vanilla": ["--config", "configs/presets/vanilla.yaml"],
+    "default + max pooling": ["--model.pooling", "max"],
 }
+SHOWN = ("default", "default + downsample 4 (T44)", "vanilla")  # run by default; --configs picks others
 
 
 def imdb_split() -> dict[str, tuple[list[str], list[str]]]:
@@ -80,11 +83,12 @@ def tfidf_baseline(split: dict[str, tuple[list[str], list[str]]]) -> dict[str, f
             "seconds": time.perf_counter() - start}
 
 
-def accuracy(project: Path, seeds: int, epochs: int) -> list[dict]:
+def accuracy(project: Path, seeds: int, epochs: int, names: tuple[str, ...]) -> list[dict]:
     rows = []
     env = {"PYTHONPATH": f"{project / 'src'}:{HERE}"}
     for seed in range(seeds):
-        for name, extra in CONFIGS.items():
+        for name in names:
+            extra = CONFIGS[name]
             with tempfile.TemporaryDirectory() as tmp:
                 clock, first = Path(tmp) / "epochs.jsonl", Path(tmp) / "first_step"
                 args = [*extra, "--data.dataset", "imdb", "--trainer.callbacks+=epoch_clock.EpochClock",
@@ -199,7 +203,7 @@ def render(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(results: dict) -> None:
+def plot(results: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -219,7 +223,7 @@ def plot(results: dict) -> None:
     ax.set_title("LSTM 128 training throughput vs document length")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(RESULTS / "imdb.png", dpi=120)
+    fig.savefig(path, dpi=120)
 
 
 def main() -> None:
@@ -227,9 +231,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--part", choices=("all", "accuracy", "throughput"), default="all")
-    parser.add_argument("--render", action="store_true", help="only rewrite imdb.md/png from imdb.json")
+    parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(SHOWN))
+    parser.add_argument("--name", default="imdb", help="results file stem: <name>.json, <name>.md, <name>.png")
+    parser.add_argument("--render", action="store_true", help="only rewrite <name>.md/png from <name>.json")
     args = parser.parse_args()
-    out = RESULTS / "imdb.json"
+    out = RESULTS / f"{args.name}.json"
     if args.render:
         results = json.loads(out.read_text())
         if "length_policy" not in results:
@@ -252,11 +258,11 @@ def main() -> None:
                 results["train_tokens"] = sum(len(s) for s in data.datasets["train"].sequences)
                 results["length_policy"] = data.length_reason
                 results.update(seeds=args.seeds, epochs=args.epochs)
-                results["accuracy"] = accuracy(project, args.seeds, args.epochs)
+                results["accuracy"] = accuracy(project, args.seeds, args.epochs, tuple(args.configs))
         RESULTS.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=1), encoding="utf-8")
-    (RESULTS / "imdb.md").write_text(render(results), encoding="utf-8")
-    plot(results)
+    (RESULTS / f"{args.name}.md").write_text(render(results), encoding="utf-8")
+    plot(results, RESULTS / f"{args.name}.png")
     print(render(results))
 
 

@@ -171,7 +171,7 @@ def final_action(case: Optional[str], monitor: str, patience: int, stopped_epoch
              "validations")
     if case == "learning":
         return (f"{ended}, although the losses still fell: the model grows more confident without getting more "
-                f"right. The best epoch's weights are kept; to train on, raise patience or monitor val/loss")
+                f"right. The best epoch's weights are kept; to train on, raise patience")
     if case is None:
         return f"{ended}, before the loss curves said anything. The best epoch's weights are kept"
     return f"{ended}, as the curves suggest ({case}). The best epoch's weights are kept; {action}"
