@@ -1,6 +1,6 @@
 """The generated project on MR: default config (wired tricks) vs the vanilla preset, side by side.
 
-    .venv/bin/python benchmarks/mr_presets.py [--seeds 3] [--epochs 10]
+    .venv/bin/python benchmarks/mr_presets.py [--seeds 3] [--epochs 10] [--rows default vanilla ...] [--name mr_presets]
 
 Bakes the template with default answers, then trains both configurations for each seed,
 interleaved (default, vanilla, default, vanilla, ...), through the real CLI with offline W&B
@@ -23,21 +23,28 @@ RESULTS = ROOT / "benchmarks" / "results"
 PRESETS = {
     "default (every trick in default.yaml)": [],
     "vanilla (plain Lightning)": ["--config", "configs/presets/vanilla.yaml"],
+    "default, pooling last": ["--model.pooling", "last"],
+    "default, pooling max": ["--model.pooling", "max"],
 }
+ROWS = {"default": "default (every trick in default.yaml)", "vanilla": "vanilla (plain Lightning)",
+        "default, pooling last": "default, pooling last", "default, pooling max": "default, pooling max"}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=["default", "vanilla"])
+    parser.add_argument("--name", default="mr_presets", help="results file stem: <name>.md and <name>.png")
     args = parser.parse_args()
+    presets = {ROWS[row]: PRESETS[ROWS[row]] for row in args.rows}
 
-    curves: dict[str, list[list[float]]] = {name: [] for name in PRESETS}
-    seconds: dict[str, list[float]] = {name: [] for name in PRESETS}
+    curves: dict[str, list[list[float]]] = {name: [] for name in presets}
+    seconds: dict[str, list[float]] = {name: [] for name in presets}
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(cookiecutter(str(ROOT), no_input=True, output_dir=tmp))
         for seed in range(args.seeds):
-            for name, extra in PRESETS.items():
+            for name, extra in presets.items():
                 run, elapsed = fit(project, extra, seed, args.epochs)
                 accuracies = run.metric("val/acc")
                 curves[name].append(accuracies)
@@ -50,7 +57,7 @@ def main() -> None:
         "| configuration | best val acc (mean ± std) | val acc after epoch 3 | epochs run | wall s / epoch, start-up included (median) |",
         "|---|---|---|---|---|",
     ]
-    for name in PRESETS:
+    for name in presets:
         best = [max(c) for c in curves[name]]
         third = [c[min(2, len(c) - 1)] for c in curves[name]]
         lines.append(
@@ -59,7 +66,7 @@ def main() -> None:
             f"{statistics.median(seconds[name]):.1f} |"
         )
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "mr_presets.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 
     import matplotlib
@@ -68,7 +75,7 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    for (name, runs), color in zip(curves.items(), ("tab:blue", "tab:gray")):
+    for (name, runs), color in zip(curves.items(), ("tab:blue", "tab:gray", "tab:orange", "tab:green")):
         for i, run in enumerate(runs):
             ax.plot(range(1, len(run) + 1), run, color=color, alpha=0.8, label=name if i == 0 else None)
     ax.set_xlabel("epoch")
@@ -76,7 +83,7 @@ def main() -> None:
     ax.set_title("MR, LSTM: generated project, one line per seed")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(RESULTS / "mr_presets.png", dpi=120)
+    fig.savefig(RESULTS / f"{args.name}.png", dpi=120)
 
 
 if __name__ == "__main__":

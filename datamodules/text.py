@@ -62,6 +62,16 @@ AUTO = "auto"
 AUTO_PERCENTILE, AUTO_FLOOR = 95, 256
 
 
+def percentile_length(ordered: Sequence[int], percentile: float = AUTO_PERCENTILE) -> int:
+    """The ``percentile``-th percentile (nearest rank) of sorted, non-empty ``ordered`` lengths.
+
+    Example:
+        >>> percentile_length(list(range(1, 101)))
+        95
+    """
+    return ordered[max(0, math.ceil(percentile / 100 * len(ordered)) - 1)]
+
+
 def length_policy(lengths: Sequence[int], percentile: float = AUTO_PERCENTILE,
                   floor: int = AUTO_FLOOR) -> tuple[Optional[int], str]:
     """What ``max_length: auto`` means for texts of these token ``lengths``: ``(max_length or None, why)``.
@@ -80,8 +90,7 @@ def length_policy(lengths: Sequence[int], percentile: float = AUTO_PERCENTILE,
     if not lengths:
         return None, "max_length: auto -> no cut (no training text)"
     ordered = sorted(lengths)
-    rank = max(0, math.ceil(percentile / 100 * len(ordered)) - 1)
-    cut = max(floor, ordered[rank])
+    cut = max(floor, percentile_length(ordered, percentile))
     longer = [n for n in ordered if n > cut]
     if not longer:
         return None, (f"max_length: auto -> no cut: no training text is longer than {cut} tokens "
@@ -315,6 +324,8 @@ class TextClassificationDataModule(LightningDataModule):
         self.length_reason = ""  # what max_length: auto chose and why
 
         self._vocab: Optional[Vocabulary] = None
+        self._long_texts: Optional[bool] = None
+        self._train_lengths: list[int] = []
         self._labels: Optional[list[str]] = None
         self._splits: Optional[dict[str, list[Example]]] = None
         self.texts: dict[str, list[str]] = {}
@@ -338,6 +349,20 @@ class TextClassificationDataModule(LightningDataModule):
     @property
     def vocab_size(self) -> int:
         return len(self.vocab)
+
+    @property
+    def long_texts(self) -> bool:
+        """Whether the training texts are long: their 95th-percentile length exceeds 256 tokens (``AUTO_FLOOR``).
+
+        A model's ``pooling: auto`` reads it (linked by the CLI): long documents are read better by a
+        max over their steps than by their final state. Saved in checkpoints, so ``predict`` needs no
+        training data to know it.
+        """
+        self._ensure_vocab()  # from vocab_from's checkpoint, when there is one
+        if self._long_texts is None:
+            self._load_splits()
+            self._long_texts = percentile_length(sorted(self._train_lengths)) > AUTO_FLOOR
+        return self._long_texts
 
     @property
     def num_classes(self) -> int:
@@ -426,9 +451,10 @@ class TextClassificationDataModule(LightningDataModule):
         return examples
 
     def _resolve_max_length(self, train: list[Example]) -> None:
+        self._train_lengths = [len(tokenize(e.text, self.lowercase)) for e in train]  # whole texts
         if self.max_length != AUTO:
             return
-        self.max_length, self.length_reason = length_policy([len(tokenize(e.text, self.lowercase)) for e in train])
+        self.max_length, self.length_reason = length_policy(self._train_lengths)
         say(self.length_reason + ".", logging.INFO)
 
     def _load_splits(self) -> dict[str, list[Example]]:
@@ -541,6 +567,7 @@ class TextClassificationDataModule(LightningDataModule):
             "labels": list(self.labels),
             "lowercase": self.lowercase,
             "max_length": self.max_length,
+            "long_texts": self.long_texts,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -550,6 +577,7 @@ class TextClassificationDataModule(LightningDataModule):
         self._labels = list(state_dict["labels"])
         self.lowercase = state_dict.get("lowercase", self.lowercase)
         self.max_length = state_dict.get("max_length", self.max_length)
+        self._long_texts = state_dict.get("long_texts", False)  # checkpoints from before it: the pooling they had
         if changed:  # datasets encoded with another vocabulary: encode them again
             stages = {_STAGE_OF[name] for name in self.datasets}
             self.datasets.clear()

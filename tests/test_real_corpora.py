@@ -358,3 +358,12 @@ def test_dropped_empty_rows_are_counted_and_a_rare_label_is_named_with_its_line(
     assert kept.labels == ["neg", "pos", "postive"]
     assert (f"{path}: 1 label seen fewer than 3 times: 'postive' (line 50): kept (data.rare_labels: keep); they cannot "
             "be both trained on and validated.") in [r.getMessage() for r in caplog.records]
+
+
+def test_long_texts_tells_the_model_to_pool_and_travels_in_checkpoints(tmp_path):
+    docs = TextClassificationDataModule(data_path=str(documents(tmp_path / "docs.csv")))
+    assert docs.long_texts is True and docs.state_dict()["long_texts"] is True
+    mr = TextClassificationDataModule(limit=300)
+    assert mr.long_texts is False
+    mr.load_state_dict(docs.state_dict())  # predict from a checkpoint: no training data needed to know it
+    assert mr.long_texts is True

@@ -303,5 +303,10 @@ def test_pooling_reads_each_texts_own_steps(pooling, bidirectional):
         expected = outputs.amax(dim=1) if pooling == "max" else outputs.mean(dim=1)
         torch.testing.assert_close(model(*batch_of(MIDDLE)), model.head(expected), rtol=1e-5, atol=1e-6)
     assert pool(torch.tensor([[[1.0], [5.0], [9.0]]]), torch.tensor([2]), "max").item() == 5.0
-    with pytest.raises(ValueError, match="pooling must be one of last, max, mean, got 'sum'"):
+    with pytest.raises(ValueError, match="pooling must be one of auto, last, max, mean, got 'sum'"):
         make_model(pooling="sum")
+
+
+def test_pooling_auto_follows_the_data_modules_long_texts():
+    assert make_model(pooling="auto", long_texts=True).pooling == "max"
+    assert make_model(pooling="auto", long_texts=False).pooling == "last"

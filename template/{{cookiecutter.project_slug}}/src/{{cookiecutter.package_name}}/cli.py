@@ -129,7 +129,7 @@ class ProjectCLI(LightningCLI):
         super().__init__(Model, DataModule, *args, **kwargs)
 
     def add_arguments_to_parser(self, parser: Any) -> None:
-        for name in ("vocab_size", "num_classes", "pad_index"):
+        for name in ("vocab_size", "num_classes", "pad_index", "long_texts"):
             parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
         parser.add_argument(
             "--test_after_fit", type=bool, default=False,
