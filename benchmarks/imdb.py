@@ -18,7 +18,7 @@ and with the policy and ``downsample: 4``. Documents per second count every docu
 length, cut or not.
 
 Writes benchmarks/results/imdb.json, imdb.md and imdb.png (``--name``). ``--configs`` picks other rows, e.g.
-``--part accuracy --seeds 1 --configs default "default + max pooling" --name imdb_pooling``.
+``--part accuracy --configs "default, pooling max" "default, pooling last" --name imdb_pooling``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ CONFIGS = {
     "default": [],
     "default + downsample 4 (T44)": ["--model.downsample", "4"],
     "vanilla": ["--config", "configs/presets/vanilla.yaml"],
-    "default + max pooling": ["--model.pooling", "max"],
+    "default, pooling last": ["--model.pooling", "last"],
+    "default, pooling max": ["--model.pooling", "max"],
 }
 SHOWN = ("default", "default + downsample 4 (T44)", "vanilla")  # run by default; --configs picks others
 
@@ -180,7 +181,7 @@ def render(results: dict) -> str:
         ]
         policy = results.get("length_policy")
         tokens = results["train_tokens"]
-        for name in CONFIGS:
+        for name in dict.fromkeys(r["config"] for r in results["accuracy"]):
             rows = [r for r in results["accuracy"] if r["config"] == name]
             if not rows:
                 continue

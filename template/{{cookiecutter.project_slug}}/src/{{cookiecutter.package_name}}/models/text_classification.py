@@ -284,8 +284,8 @@ class TextClassifier(LightningModule):
             embedded, lengths = self.downsample(embedded, lengths)
         if not self.rnn.bidirectional:
             # read forwards, a text's state at its last token is its final state: padding comes after it. The padded
-            # batch runs unpacked: torch's backward through a packed RNN of unequal lengths grows with the square of
-            # the length on CPU (64 texts of ~425 tokens: 19 s against 0.4 s, benchmarks/results/imdb.md)
+            # batch runs unpacked: torch's backward through a packed RNN of unequal lengths grows far faster than the
+            # length on CPU (64 texts of up to 400 tokens: 24 s against 0.8 s, benchmarks/results/packed_backward.md)
             output, _ = self.rnn(embedded)
             if self.pooling == "last":
                 last = output[torch.arange(len(lengths), device=output.device), (lengths - 1).to(output.device)]
