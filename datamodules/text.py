@@ -186,8 +186,8 @@ class TextClassificationDataModule(LightningDataModule):
         stratified_batches: with ``bucketing``, cut each pool so every training batch keeps the
             class mix (``stratified_by_length``): where length goes with the class (short
             messages mostly one class), length-sorted batches would be nearly single-class.
-        empty_rows: rows of ``data_path`` with an empty text or label: ``error`` (all of them named
-            in one message) or ``drop`` (left out, counted in one line).
+        empty_rows: rows of any data file with an empty text or label: ``error`` (counted in one
+            message, the first 10 lines of each column shown) or ``drop`` (left out, counted in one line).
         min_label_count: a label of ``data_path`` seen fewer times is rare (usually a typo): it
             can be trained on or validated, not both.
         rare_labels: what to do with rare labels: ``error`` (default: each named with its
@@ -400,7 +400,7 @@ class TextClassificationDataModule(LightningDataModule):
         if self.unlabelled in BUNDLED:
             texts = [example.text for example in read_bundled(self.unlabelled)]
         else:
-            texts = read_texts(self.unlabelled, self.text_column)
+            texts = read_texts(self.unlabelled, self.text_column, self.empty_rows)
         return [tokens for tokens in (tokenize(text, self.lowercase) for text in texts) if tokens]
 
     # ------------------------------------------------------------------ loading
@@ -477,9 +477,9 @@ class TextClassificationDataModule(LightningDataModule):
         splits = {name: [examples[i] for i in part] for name, part in zip(("train", "val", "test"), parts)}
         if self.val_path is not None:
             splits["train"] += splits.pop("val")
-            splits["val"] = read_examples(self.val_path, self.text_column, self.label_column)
+            splits["val"] = read_examples(self.val_path, self.text_column, self.label_column, self.empty_rows)
         if self.test_path is not None:
-            splits["test"] = read_examples(self.test_path, self.text_column, self.label_column)
+            splits["test"] = read_examples(self.test_path, self.text_column, self.label_column, self.empty_rows)
         if not splits["train"] or not splits["val"]:
             raise ValueError(
                 f"{source} has {len(examples)} examples: too few to split into train and validation. "
@@ -510,7 +510,7 @@ class TextClassificationDataModule(LightningDataModule):
         if stage == "predict":
             texts = self.predict_texts
             if texts is None and self.predict_path is not None:
-                texts = read_texts(self.predict_path, self.text_column)
+                texts = read_texts(self.predict_path, self.text_column, self.empty_rows)
             if not texts:
                 raise ValueError(
                     "nothing to predict: pass --data.predict_texts '[\"a review\", \"another\"]' "

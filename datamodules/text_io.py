@@ -114,8 +114,8 @@ def _read_records(path: Path, lines: list[str], columns: dict[str, str],
         lines: its lines, from ``_decode``.
         columns: the ``--data`` option naming each wanted column (or JSON key) -> that name,
             e.g. ``{"text_column": "text"}``.
-        empty_rows: a record with an empty wanted value: ``error`` (all of them named at once,
-            the first lines shown) or ``drop`` (left out, counted in one notice).
+        empty_rows: a record with an empty wanted value: ``error`` (all of them counted at once,
+            the first 10 lines of each column shown) or ``drop`` (left out, counted in one notice).
 
     Returns:
         ``(line, values)`` for each record: the line it starts on and the non-empty values of
@@ -227,14 +227,14 @@ def read_examples(path: str | Path, text_column: str = "text", label_column: str
         path: the file; its suffix picks the format (``.csv``, ``.tsv``, ``.jsonl``).
         text_column: name of the column (or JSON key) holding the text.
         label_column: name of the column (or JSON key) holding the label.
-        empty_rows: rows with an empty text or label: ``error`` (every one named in one message)
-            or ``drop`` (left out, with one notice counting them).
+        empty_rows: rows with an empty text or label: ``error`` (all counted in one message, the
+            first 10 lines of each column shown) or ``drop`` (left out, with one notice counting them).
 
     Raises:
         FileNotFoundError: the file does not exist.
         ValueError: unsupported suffix, empty file, missing column, invalid UTF-8, a NUL byte,
-            an unclosed quote, malformed JSON, each naming the line; empty texts/labels, all of
-            them at once.
+            an unclosed quote, malformed JSON, each naming the line; empty texts/labels, all
+            counted at once.
     """
     path = Path(path)
     if not path.is_file():
@@ -253,10 +253,10 @@ def read_examples(path: str | Path, text_column: str = "text", label_column: str
     return [Example(text, label.strip(), line) for line, (text, label) in records]
 
 
-def read_texts(path: str | Path, text_column: str = "text") -> list[str]:
+def read_texts(path: str | Path, text_column: str = "text", empty_rows: str = "error") -> list[str]:
     """Read unlabelled texts for prediction: ``.txt`` (one per line) or a CSV/TSV/JSONL column.
 
-    A CSV/TSV/JSONL file is checked as by ``read_examples``, without the label.
+    A CSV/TSV/JSONL file is checked as by ``read_examples``, without the label; ``empty_rows`` as there.
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -271,7 +271,7 @@ def read_texts(path: str | Path, text_column: str = "text") -> list[str]:
     lines = _decode(path)
     if suffix == ".txt":
         return [line.rstrip("\r\n") for line in lines if line.strip()]
-    return [text for _, (text,) in _read_records(path, lines, {"text_column": text_column})]
+    return [text for _, (text,) in _read_records(path, lines, {"text_column": text_column}, empty_rows)]
 
 
 def read_bundled(name: str) -> list[Example]:

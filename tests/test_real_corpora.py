@@ -367,3 +367,16 @@ def test_long_texts_tells_the_model_to_pool_and_travels_in_checkpoints(tmp_path)
     assert mr.long_texts is False
     mr.load_state_dict(docs.state_dict())  # predict from a checkpoint: no training data needed to know it
     assert mr.long_texts is True
+
+
+def test_empty_rows_drop_applies_to_every_file_it_names(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    rows = [(s, "pos" if i % 2 else "neg") for i, s in enumerate(mr_sentences()[:80])]
+    train = write_csv(tmp_path / "train.csv", rows[:60])
+    val = write_csv(tmp_path / "val.csv", rows[60:70] + [("", "pos")])
+    with pytest.raises(ValueError, match=r"val.csv: 1 row with an empty value: 'text' empty at line 12\. .*empty_rows drop"):
+        TextClassificationDataModule(data_path=str(train), val_path=str(val)).setup("fit")
+    data = TextClassificationDataModule(data_path=str(train), val_path=str(val), empty_rows="drop")
+    data.setup("fit")
+    assert len(data.datasets["val"]) == 10
+    assert f"{val}: left out 1 row with an empty value (data.empty_rows: drop): 'text' empty at line 12." in caplog.messages
