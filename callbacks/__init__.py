@@ -2,9 +2,11 @@
 
 from .best_metrics import BestMetrics
 from .clipping import AutoClip
+from .contract import ClassificationData, TokenData
 from .cyclic_lr import CyclicLR
 from .early_stopping import EarlyStopping
 from .epoch_estimate import EpochEstimate
+from .figures import ConfusionMatrix, DataExamples
 from .grad_norm import GradNormMonitor
 from .introspection import Introspection
 from .loss_diagnosis import CASES, LossDiagnosis, diagnose
@@ -16,17 +18,21 @@ from .notices import notice
 from .optimizer_switch import OptimizerSwitch
 from .overfit import OverfitCheck
 from .plateau import HalveOnPlateau
+from .reporting import report_alert, report_summary
 from .resume import ResumableCheckpoint
 from .sanity import SanityChecks
 from .wandb_io import OfflineRun, find_wandb_logger, read_offline_run, run_directory
 from .weight_init import WeightInit
-from .word2vec_init import Word2VecInit
+from .word2vec_init import Word2VecInit  # task: text_classification
 
 __all__ = [
     "AutoClip",
     "BestMetrics",
     "CASES",
+    "ClassificationData",
+    "ConfusionMatrix",
     "CyclicLR",
+    "DataExamples",
     "EarlyStopping",
     "EpochEstimate",
     "GradNormMonitor",
@@ -44,13 +50,16 @@ __all__ = [
     "OverfitCheck",
     "ResumableCheckpoint",
     "SanityChecks",
+    "TokenData",
     "WeightInit",
-    "Word2VecInit",
+    "Word2VecInit",  # task: text_classification
     "assess_curve",
     "diagnose",
     "find_wandb_logger",
     "notice",
     "read_offline_run",
+    "report_alert",
+    "report_summary",
     "run_directory",
     "suggest_lr",
 ]

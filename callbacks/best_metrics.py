@@ -19,7 +19,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from typing_extensions import override
 
-from .wandb_io import find_wandb_logger, run_directory, write_report
+from .reporting import report_summary
+from .wandb_io import run_directory, write_report
 
 
 def summary_values(best: Mapping[str, float], final: Mapping[str, float], best_epoch: Optional[int]) -> dict[str, Any]:
@@ -105,11 +106,7 @@ class BestMetrics(Callback):
             return
         values = summary_values(self.best, _scalars(trainer.callback_metrics), self.best_epoch)
         write_report(trainer, folder, "best_metrics.json", json.dumps(values, indent=1, sort_keys=True))
-        logger = find_wandb_logger(trainer)
-        if logger is not None:
-            summary = logger.experiment.summary
-            for key, value in values.items():
-                summary[key] = value
+        report_summary(trainer, values, folder)
 
     @override
     def state_dict(self) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import EarlyStopping as LightningEarlyStopping
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from typing_extensions import override
 
+from .contract import classification_data
 from .notices import notice
 
 AUTO = "auto"
@@ -127,13 +128,10 @@ class EarlyStopping(LightningEarlyStopping):
 
     def _validation_counts(self, trainer: Trainer) -> Optional[dict[str, int]]:
         """Validation examples per class from the data module (``class_counts``, ``labels``), if it says."""
-        datamodule = trainer.datamodule
-        counts = getattr(datamodule, "class_counts", None)
-        if not callable(counts):
+        data = classification_data(trainer)
+        if data is None:
             return None
-        values = counts("val")
-        labels = getattr(datamodule, "labels", None) or [str(i) for i in range(len(values))]
-        return dict(zip(map(str, labels), map(int, values)))
+        return dict(zip(map(str, data.labels), map(int, data.class_counts("val"))))
 
     def _set_min_delta(self, trainer: Trainer, val_examples: Optional[int]) -> None:
         self.val_examples = val_examples

@@ -28,6 +28,8 @@ class FitStartStep(Callback):
     """Base class of a callback with one-shot work at fit start, run in ``fit_start_order``."""
 
     fit_start_order: ClassVar[int] = 50
+    #: what the step initialises (``{"embeddings"}`` for ``Word2VecInit``), so that others leave it alone
+    initialises: ClassVar[frozenset[str]] = frozenset()
 
     def fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """The one-shot work; called once per ``trainer.fit``, after every step of a lower order."""

@@ -9,7 +9,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from torch.optim import Optimizer
 from typing_extensions import override
 
-from .wandb_io import find_wandb_logger
+from .reporting import report_summary
 
 
 class GradNormMonitor(Callback):
@@ -71,9 +71,8 @@ class GradNormMonitor(Callback):
 
     @override
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        logger = find_wandb_logger(trainer)
-        if logger is not None and trainer.is_global_zero and self.steps:
-            logger.experiment.summary["grad/clip_rate_total"] = self.clipped / self.steps
+        if self.steps:
+            report_summary(trainer, {"grad/clip_rate_total": self.clipped / self.steps})
 
     @override
     def state_dict(self) -> dict[str, Any]:

@@ -26,8 +26,10 @@ from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.trainer.states import TrainerFn
 from typing_extensions import override
 
+from .contract import num_classes
 from .notices import notice
-from .wandb_io import find_wandb_logger, run_directory, write_report
+from .reporting import report_alert, report_summary
+from .wandb_io import run_directory, write_report
 
 #: case -> (what the curves show, what to do). The first six are TRICKS T54's table.
 CASES: dict[str, tuple[str, str]] = {
@@ -273,9 +275,8 @@ class LossDiagnosis(Callback):
         return self._generate_state_key(val_loss=self.val_loss)
 
     def _ln_classes(self, trainer: Trainer, pl_module: LightningModule) -> Optional[float]:
-        classes = (self.num_classes or getattr(pl_module, "hparams", {}).get("num_classes")
-                   or getattr(trainer.datamodule, "num_classes", None))
-        return math.log(int(classes)) if classes and int(classes) > 1 else None
+        classes = num_classes(trainer, pl_module, self.num_classes)
+        return math.log(classes) if classes and classes > 1 else None
 
     @override
     def on_train_batch_end(
@@ -336,10 +337,8 @@ class LossDiagnosis(Callback):
                              "text": text})
         notice(__name__, f"LossDiagnosis: {found.case}: {text}",
                logging.INFO if found.case == "learning" else logging.WARNING)
-        logger = find_wandb_logger(trainer)
-        if logger is not None and trainer.is_global_zero:
-            level = "INFO" if found.case == "learning" else "ERROR" if found.case == "diverging" else "WARN"
-            logger.experiment.alert(title=f"Loss diagnosis: {found.case}", text=text, level=level, wait_duration=1)
+        level = "INFO" if found.case == "learning" else "ERROR" if found.case == "diverging" else "WARN"
+        report_alert(trainer, f"Loss diagnosis: {found.case}", text, level)
 
     @override
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -357,12 +356,8 @@ class LossDiagnosis(Callback):
         write_report(trainer, folder, "loss_diagnosis.json", json.dumps(
             {"verdict": verdict, "action": action, "train": self.train, "val": self.val, "changes": self.changes},
             indent=1))
-        logger = find_wandb_logger(trainer)
-        if logger is not None:
-            summary = logger.experiment.summary
-            summary["diagnosis/verdict"] = verdict
-            summary["diagnosis/action"] = action
-            summary["diagnosis/changes"] = [f"{c['step']}: {c['case']}" for c in self.changes]
+        report_summary(trainer, {"diagnosis/verdict": verdict, "diagnosis/action": action,
+                                 "diagnosis/changes": [f"{c['step']}: {c['case']}" for c in self.changes]}, folder)
 
     @override
     def state_dict(self) -> dict[str, Any]:

@@ -51,6 +51,7 @@ from typing_extensions import override
 from .fit_start import FitStartStep
 from .lr_scaling import scale_learning_rates
 from .notices import notice
+from .reporting import report_summary, wandb_media
 from .wandb_io import find_wandb_logger, run_directory, write_atomically
 
 METHODS = ("robust", "steep", "valley", "min10")
@@ -763,12 +764,19 @@ class LRFinder(FitStartStep):
         except ImportError:
             notice(__name__, "LRFinder: matplotlib is not installed, no plot saved (pip install matplotlib).")
             path = None
-        logger = find_wandb_logger(trainer)
-        if logger is None:
+        key = "lr_finder" if tag == "fit" else f"lr_finder/{tag.replace(' ', '_')}"
+        report_summary(trainer, {
+            f"{key}/suggestion": self.curve_suggestion,
+            f"{key}/applied_lr": self.suggestion if self.suggestion is not None else configured,
+            f"{key}/confident": self.confident,
+            f"{key}/applied": self.suggestion is not None,  # False: the configured LR was kept
+            f"{key}/reason": self.reason,
+            f"{key}/steps": self.steps_run,
+        }, folder)
+        if find_wandb_logger(trainer) is None:
             return path
         import wandb
 
-        key = "lr_finder" if tag == "fit" else f"lr_finder/{tag.replace(' ', '_')}"
         table = wandb.Table(
             columns=["log10_lr", "loss", "smoothed"],
             data=[[math.log10(lr), loss, s] for lr, loss, s in zip(self.lrs, self.losses, smooth(self.losses, self.beta))],
@@ -776,12 +784,5 @@ class LRFinder(FitStartStep):
         payload: dict[str, Any] = {f"{key}/curve": wandb.plot.line(table, "log10_lr", "smoothed", title=f"LR range test ({tag})")}
         if path is not None:
             payload[f"{key}/plot"] = wandb.Image(str(path))
-        logger.experiment.log(payload, commit=False)
-        summary = logger.experiment.summary
-        summary[f"{key}/suggestion"] = self.curve_suggestion
-        summary[f"{key}/applied_lr"] = self.suggestion if self.suggestion is not None else configured
-        summary[f"{key}/confident"] = self.confident
-        summary[f"{key}/applied"] = self.suggestion is not None  # False: the configured LR was kept
-        summary[f"{key}/reason"] = self.reason
-        summary[f"{key}/steps"] = self.steps_run
+        wandb_media(trainer, payload)
         return path

@@ -9,7 +9,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from typing_extensions import override
 
 from .notices import notice
-from .wandb_io import find_wandb_logger
+from .reporting import report_summary
 
 # where torch optimizers and schedulers (created in `configure_optimizers`) keep LRs: param-group keys, and
 # scheduler attributes (lists, one per group); ReduceLROnPlateau's `min_lrs` floor is scaled as well
@@ -138,10 +138,7 @@ class LinearLRScaling(Callback):
             f"LinearLRScaling: batch {effective} vs {self.base_batch_size}: "
             f"LR {self.scaled_from:.3g} x {self.scale:.3g} = {self.scaled_from * self.scale:.3g}."
         )
-        logger = find_wandb_logger(trainer)
-        if logger is not None and trainer.is_global_zero:
-            logger.experiment.summary["lr/scale"] = self.scale
-            logger.experiment.summary["lr/scaled_from"] = self.scaled_from
+        report_summary(trainer, {"lr/scale": self.scale, "lr/scaled_from": self.scaled_from})
 
     @override
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

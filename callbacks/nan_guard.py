@@ -12,8 +12,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.optim import Optimizer
 from typing_extensions import override
 
+from .contract import num_classes
 from .notices import notice
-from .wandb_io import find_wandb_logger, run_directory
+from .reporting import report_alert, report_summary
+from .wandb_io import run_directory
 
 ADVICE = (
     "lower the learning rate (try a tenth), use a smaller initialisation scale, clip gradients "
@@ -146,9 +148,8 @@ class NaNGuard(Callback):
         self.max_loss = self._classes = None
         if self.max_loss_factor is None:
             return
-        classes = (self.num_classes or getattr(pl_module, "hparams", {}).get("num_classes")
-                   or getattr(trainer.datamodule, "num_classes", None))
-        if classes and int(classes) > 1:
+        classes = num_classes(trainer, pl_module, self.num_classes)
+        if classes and classes > 1:
             self._classes = int(classes)
             self.max_loss = self.max_loss_factor * math.log(self._classes)
         else:
@@ -258,13 +259,9 @@ class NaNGuard(Callback):
             + (f"Weights at this step: {path}. " if path else "")
             + f"Try: {ADVICE}."
         )
-        logger = find_wandb_logger(trainer)
-        if logger is not None and trainer.is_global_zero:
-            summary = logger.experiment.summary
-            for key, value in self.finding.items():
-                summary[f"nan_guard/{key}"] = value
-            title = "Loss blow-up" if blow_up else f"NaN/Inf in {kind}"
-            logger.experiment.alert(title=title[:63], text=message, level="ERROR", wait_duration=1)
+        folder = run_directory(trainer) if trainer.loggers else None  # on every rank: it may broadcast
+        report_summary(trainer, {f"nan_guard/{key}": value for key, value in self.finding.items()}, folder)
+        report_alert(trainer, "Loss blow-up" if blow_up else f"NaN/Inf in {kind}", message, "ERROR", folder)
         notice(__name__, message)
         raise (LossBlowUpError if blow_up else NonFiniteError)(message)
 

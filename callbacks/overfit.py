@@ -21,8 +21,8 @@ from torch.utils.data import DataLoader, Subset
 from typing_extensions import override
 
 from .notices import notice
+from .reporting import report_summary
 from .sanity import split_batch
-from .wandb_io import find_wandb_logger
 
 ADVICE = (
     "a model that cannot memorise a few batches has a bug or too little capacity: check that the labels "
@@ -193,12 +193,6 @@ class OverfitCheck(Callback):
                             f"(needs >= {self.acc_threshold:g}) {where}. {reason[0].upper()}{reason[1:]}.")
         if trainer.is_global_zero:
             print(self.message, flush=True)
-            logger = find_wandb_logger(trainer)
-            if logger is not None:
-                summary = logger.experiment.summary
-                summary["overfit/passed"] = passed
-                summary["overfit/loss"] = self.loss
-                summary["overfit/acc"] = self.acc
-                summary["overfit/steps"] = trainer.global_step
-                summary["overfit/classes"] = len(self.classes)
-                summary["overfit/message"] = self.message
+        report_summary(trainer, {"overfit/passed": passed, "overfit/loss": self.loss, "overfit/acc": self.acc,
+                                 "overfit/steps": trainer.global_step, "overfit/classes": len(self.classes),
+                                 "overfit/message": self.message})

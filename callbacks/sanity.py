@@ -20,9 +20,11 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info
 from typing_extensions import override
 
+from .contract import classification_data, label_names, num_classes, token_data
 from .fit_start import FitStartStep
 from .notices import notice
-from .wandb_io import find_wandb_logger, run_directory, write_report
+from .reporting import report_summary
+from .wandb_io import run_directory, write_report
 
 LABEL_KEYS = ("labels", "label", "targets", "target", "y")
 STATUSES = ("ok", "warn", "fail")
@@ -104,10 +106,38 @@ def label_mix(seen: Mapping[int, int], expected: list[int], names: Optional[list
     return Finding("label_mix", "T52", "ok", None, "class mix as in the training split")
 
 
+def pad_index(trainer: Trainer, pl_module: LightningModule) -> Optional[int]:
+    """The padding token of a data module of tokens (or the model's ``hparams.pad_index``), else ``None``."""
+    data = token_data(trainer)
+    if data is not None:
+        return int(data.pad_index)
+    value = pl_module.hparams.get("pad_index") if isinstance(pl_module.hparams, dict) else None
+    return None if value is None else int(value)
+
+
+def padding_share(batches: list[Any], pad: Optional[int]) -> Optional[float]:
+    """The share of padded time steps in ``batches``: past each example's ``lengths`` when the batches carry
+    them (any task), else the ``pad`` tokens of 2-D integer inputs; ``None`` when neither applies."""
+    steps = padded = 0
+    for batch in batches:
+        inputs, _ = split_batch(batch)
+        lengths = batch.get("lengths") if isinstance(batch, Mapping) else None
+        sequences = [t for name, t in inputs if name != "lengths" and t.dim() >= 2]
+        if isinstance(lengths, torch.Tensor) and sequences:
+            width = sequences[0].shape[1]
+            steps += lengths.numel() * width
+            padded += int((width - lengths.clamp(max=width)).sum())
+        elif pad is not None:
+            tokens = [t for t in sequences if t.dim() == 2 and not t.is_floating_point()]
+            steps += sum(t.numel() for t in tokens)
+            padded += sum(int((t == pad).sum()) for t in tokens)
+    return padded / steps if steps else None
+
+
 def _expected_loss(trainer: Trainer, pl_module: LightningModule) -> Optional[float]:
     """ln C for C classes, C read from the model's hyperparameters or the data module (duck-typed)."""
-    classes = getattr(pl_module, "hparams", {}).get("num_classes") or getattr(trainer.datamodule, "num_classes", None)
-    return math.log(int(classes)) if classes and int(classes) > 1 else None
+    classes = num_classes(trainer, pl_module)
+    return math.log(classes) if classes and classes > 1 else None
 
 
 def _loss_of(outputs: Any) -> Optional[torch.Tensor]:
@@ -140,7 +170,7 @@ class SanityChecks(FitStartStep):
                                  (the data module's ``class_counts``): warns when a class is off
                                  by more than 3 standard errors and 5 points (length bucketing
                                  without class-keeping batches, a loader that reads by class)
-    ``padding``           T52    share of padding tokens (warns above ``max_padding_share``)
+    ``padding``           T52    share of padded time steps (warns above ``max_padding_share``)
     ``first_loss``        T53    first training loss vs ln C, within ``loss_tolerance`` (relative)
     ====================  =====  ==================================================================
 
@@ -152,7 +182,7 @@ class SanityChecks(FitStartStep):
         num_batches: training batches to inspect (at least 2, to compare consecutive ones).
         max_params_per_example: warn when non-embedding parameters per training example exceed this.
         loss_tolerance: the first loss may differ from ln C by this share of ln C.
-        max_padding_share: warn when more than this share of the token positions is padding.
+        max_padding_share: warn when more than this share of the time steps (token positions) is padding.
         strict: raise ``RuntimeError`` after the report when a check fails, instead of warning.
 
     Raises:
@@ -324,10 +354,9 @@ class SanityChecks(FitStartStep):
 
         labels = [lab for _, lab in split if lab is not None]
         if labels:
-            names = getattr(trainer.datamodule, "labels", None)
+            names = label_names(trainer)
             counts = Counter(int(v) for lab in labels for v in lab.flatten().tolist())
-            shown = {(names[k] if isinstance(names, (list, tuple)) and 0 <= k < len(names) else str(k)): n
-                     for k, n in sorted(counts.items())}
+            shown = {(names[k] if names and 0 <= k < len(names) else str(k)): n for k, n in sorted(counts.items())}
             total = sum(counts.values())
             text = ", ".join(f"{k} {n / total:.0%}" for k, n in shown.items())
             findings.append(Finding("labels", "T52", "warn" if len(counts) < 2 else "ok", shown,
@@ -337,26 +366,21 @@ class SanityChecks(FitStartStep):
             findings.append(Finding("single_class", "T52", "warn" if single else "ok", single,
                                     f"{single} of {len(labels)} batches hold a single class: is the data sorted by "
                                     "label? shuffle it" if single else "every batch mixes classes"))
-            class_counts = getattr(trainer.datamodule, "class_counts", None)
-            if callable(class_counts):
-                expected = list(class_counts("train"))
-                findings.append(label_mix(counts, expected, names if isinstance(names, (list, tuple)) else None))
+            data = classification_data(trainer)
+            if data is not None:
+                findings.append(label_mix(counts, list(data.class_counts("train")), names))
 
-        pad = getattr(trainer.datamodule, "pad_index", None)
-        if pad is None:
-            pad = getattr(pl_module, "hparams", {}).get("pad_index")
-        tokens = [t for inputs, _ in split for _, t in inputs if t.dim() == 2 and not t.is_floating_point()]
-        if pad is not None and tokens:
-            share = sum(int((t == pad).sum()) for t in tokens) / max(1, sum(t.numel() for t in tokens))
+        share = padding_share(batches, pad_index(trainer, pl_module))
+        if share is not None:
             status = "warn" if share > self.max_padding_share else "ok"
-            datamodule = trainer.datamodule
-            if getattr(datamodule, "bucketing", False) and getattr(datamodule, "stratified_batches", False):
-                advice = ("batches that keep the class mix pad one class's short texts to another's long ones; "
+            data = trainer.datamodule
+            if getattr(data, "bucketing", False) and getattr(data, "stratified_batches", False):
+                advice = ("batches that keep the class mix pad one class's short examples to another's long ones; "
                           "data.stratified_batches false trades the mix for less padding, a lower max_length cuts it")
             else:
-                advice = "bucket texts by length or set a max_length (T43)"
+                advice = "bucket examples by length or set a max_length (T43)"
             findings.append(Finding("padding", "T52", status, share,
-                                    f"{share:.0%} of the token positions are padding: {advice}" if status == "warn"
+                                    f"{share:.0%} of the time steps are padding: {advice}" if status == "warn"
                                     else f"{share:.0%} padding"))
         return findings
 
@@ -397,13 +421,10 @@ class SanityChecks(FitStartStep):
             Console(soft_wrap=False).print(table)
             write_report(trainer, folder, "sanity_checks.json",
                          json.dumps([asdict(f) for f in self.findings], indent=1, default=str))
-            logger = find_wandb_logger(trainer)
-            if logger is not None:
-                summary = logger.experiment.summary
-                for f in self.findings:
-                    summary[f"sanity/{f.check}"] = {"status": f.status, "value": f.value, "detail": f.detail}
-                summary["sanity/warnings"] = len(warnings_)
-                summary["sanity/failures"] = len(failures)
+            summary: dict[str, Any] = {f"sanity/{f.check}": {"status": f.status, "value": f.value, "detail": f.detail}
+                                       for f in self.findings}
+            report_summary(trainer, {**summary, "sanity/warnings": len(warnings_), "sanity/failures": len(failures)},
+                           folder)
         text = "; ".join(f"{f.check}: {f.detail}" for f in failures + warnings_)
         # one decision for all ranks (each inspected its own batches): stop if any rank failed
         if self.strict and trainer.strategy.reduce_boolean_decision(bool(failures), all=False):

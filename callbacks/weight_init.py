@@ -109,7 +109,7 @@ class WeightInit(FitStartStep):
     ``kaiming_*`` (He et al. 2015) for layers followed by a ReLU, ``lecun_normal`` for the Gaussian
     with std 1/√n, ``uniform`` for U(-``uniform_scale``, ``uniform_scale``); ``keep`` leaves PyTorch's
     own initialisation. Normalisation layers and embeddings are left alone by default; embeddings
-    are never touched when a ``Word2VecInit`` callback is present (it runs after this one).
+    are never touched when a callback that initialises them (``Word2VecInit``) is present; it runs after this one.
 
     Runs once per fit before the word2vec init and the LR finder (``fit_start_order`` 10), never on
     resume, and the same weights reach every DDP rank (broadcast from rank zero). What it did is
@@ -225,7 +225,7 @@ class WeightInit(FitStartStep):
     def fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.done:  # resumed: the checkpoint's weights are the ones to keep
             return
-        skip_embeddings = any(type(cb).__name__ == "Word2VecInit" for cb in trainer.callbacks)
+        skip_embeddings = any(isinstance(cb, FitStartStep) and "embeddings" in cb.initialises for cb in trainer.callbacks)
         self.applied = self.initialise(pl_module, skip_embeddings=skip_embeddings)
         if torch.distributed.is_available() and torch.distributed.is_initialized() and trainer.world_size > 1:
             with torch.no_grad():  # every rank starts from rank zero's draw
@@ -235,7 +235,7 @@ class WeightInit(FitStartStep):
         self._report(trainer, skip_embeddings)
 
     def _report(self, trainer: Trainer, skipped_embeddings: bool) -> None:
-        note = " (embeddings left to Word2VecInit)" if skipped_embeddings else ""
+        note = " (embeddings left to the embedding initialiser)" if skipped_embeddings else ""
         rank_zero_info(f"WeightInit: initialised {len(self.applied)} parameter tensors{note}.")
         if not trainer.loggers:  # no run of its own: nowhere to save the record without cluttering a shared folder
             return

@@ -1,3 +1,4 @@
+# task: text_classification
 """Word2vec initialisation of the embedding layer (TRICKS T23).
 
 Kim 2014 ("Convolutional Neural Networks for Sentence Classification", arXiv 1408.5882,
@@ -31,8 +32,10 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 from typing_extensions import override
 
+from .contract import token_data
 from .fit_start import FitStartStep
 from .notices import notice
+from .reporting import report_summary, wandb_media
 from .wandb_io import find_wandb_logger, run_directory, write_atomically, write_report
 
 if TYPE_CHECKING:
@@ -345,6 +348,7 @@ class Word2VecInit(FitStartStep):
     """
 
     fit_start_order = 20  # after weight initialisation, before the LR finder (see fit_start.py)
+    initialises = frozenset({"embeddings"})  # WeightInit leaves the embeddings to this step
 
     def __init__(
         self,
@@ -446,14 +450,13 @@ class Word2VecInit(FitStartStep):
         embedding.weight.requires_grad_(not frozen)
 
     def _initialise(self, trainer: Trainer, pl_module: LightningModule, embedding: nn.Module) -> None:
-        data = trainer.datamodule
-        vocab = getattr(data, "vocab", None)
-        if vocab is None or not hasattr(data, "training_tokens"):
+        data = token_data(trainer)
+        if data is None:
             raise ValueError(
-                "Word2VecInit needs a data module with `vocab` (itos list) and `training_tokens()`, "
-                "such as TextClassificationDataModule."
+                "Word2VecInit needs a data module of word tokens (`vocab`, `pad_index`, `training_tokens()`, "
+                "callbacks/contract.py), such as TextClassificationDataModule."
             )
-        words = list(vocab.itos)
+        words = list(data.vocab.itos)
         rows, dim = embedding.weight.shape
         if len(words) <= 2:
             raise ValueError(
@@ -465,7 +468,7 @@ class Word2VecInit(FitStartStep):
                 f"Word2VecInit: the embedding has {rows} rows but the vocabulary {len(words)} words. "
                 "Link model.vocab_size to data.vocab_size."
             )
-        pad_index = embedding.padding_idx if embedding.padding_idx is not None else getattr(data, "pad_index", None)
+        pad_index = embedding.padding_idx if embedding.padding_idx is not None else data.pad_index
         folder = run_directory(trainer)  # on every rank: it may broadcast
         outcome: Any = None
         if trainer.is_global_zero:  # one computation, broadcast: gensim with several threads is not deterministic
@@ -596,18 +599,14 @@ class Word2VecInit(FitStartStep):
         # pl_module.log is not allowed in on_fit_start, so the scalars go to the loggers directly
         for logger in trainer.loggers:
             logger.log_metrics(scalars, step=trainer.global_step)
-        logger = find_wandb_logger(trainer)
-        if logger is None:
+        report_summary(trainer, {**scalars, "word2vec/source": report["source"]}, folder)
+        if find_wandb_logger(trainer) is None:
             return
         import wandb
 
         missing = wandb.Table(columns=["word", "training_count"], data=[list(item) for item in report["missing_sample"]])
         neighbours = wandb.Table(columns=["word", "nearest"], data=[[w, ", ".join(n)] for w, n in report["neighbours"].items()])
-        logger.experiment.log({"word2vec/missing_words": missing, "word2vec/neighbours": neighbours}, commit=False)
-        summary = logger.experiment.summary
-        for key, value in scalars.items():
-            summary[key] = value
-        summary["word2vec/source"] = report["source"]
+        wandb_media(trainer, {"word2vec/missing_words": missing, "word2vec/neighbours": neighbours})
 
 
 __all__ = ["Coverage", "GLOVE_PACKAGE", "Word2VecInit", "align_vectors", "coverage", "load_vectors", "nearest_neighbours"]

@@ -1,3 +1,4 @@
+# task: text_classification
 """Text classification data: the user's CSV/TSV/JSONL files or the bundled MR/IMDB sets.
 
 Implements TRICKS T41 (stratified, seeded train/val/test split, vocabulary fitted on the
@@ -11,8 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
-import random
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
@@ -22,39 +22,9 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
 from .sampler import BucketBatchSampler, EpochShuffle, ResumableLoader, SkippableBatchSampler
-from .text_io import BUNDLED, SUFFIXES, Example, line_list, read_bundled, read_examples, read_texts, say, tokenize
+from .splits import line_list, say, stratified_split
+from .text_io import BUNDLED, SUFFIXES, Example, read_bundled, read_examples, read_texts, tokenize
 from .vocab import Vocabulary
-
-
-def stratified_split(
-    labels: Sequence[str], fractions: Sequence[float], seed: int
-) -> list[list[int]]:
-    """Split indices into ``len(fractions) + 1`` parts with the same label proportions in each.
-
-    ``fractions`` are the shares of the later parts (e.g. ``(0.1, 0.3)`` for val and test);
-    the first part (train) gets the rest. Each label's indices are shuffled with ``seed`` and
-    cut by rounding, so the split is deterministic and every part keeps the class balance.
-
-    Example:
-        >>> parts = stratified_split(["a"] * 8 + ["b"] * 2, (0.5,), seed=0)
-        >>> [len(p) for p in parts]
-        [5, 5]
-    """
-    by_label: dict[str, list[int]] = defaultdict(list)
-    for index, label in enumerate(labels):
-        by_label[label].append(index)
-    rng = random.Random(seed)
-    parts: list[list[int]] = [[] for _ in range(len(fractions) + 1)]
-    for label in sorted(by_label):
-        indices = by_label[label]
-        rng.shuffle(indices)
-        start = len(indices)
-        for part, fraction in zip(parts[:0:-1], fractions[::-1]):
-            count = round(fraction * len(indices))
-            part.extend(indices[start - count : start])
-            start -= count
-        parts[0].extend(indices[:start])
-    return [sorted(part) for part in parts]
 
 
 AUTO = "auto"
@@ -372,6 +342,12 @@ class TextClassificationDataModule(LightningDataModule):
     @property
     def pad_index(self) -> int:
         return Vocabulary.pad_index
+
+    input_name = "text"  # the predictions table's first column
+
+    def predict_inputs(self) -> list[str]:
+        """The texts given to ``predict``, in order (after ``setup("predict")``)."""
+        return list(self.texts["predict"])
 
     def class_counts(self, split: str = "train") -> list[int]:
         """Examples of each class (in the order of ``labels``) in ``split`` (``train``, ``val`` or ``test``)."""

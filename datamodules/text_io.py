@@ -1,3 +1,4 @@
+# task: text_classification
 """Reading labelled text from files and from the bundled movie-review sets.
 
 Every error names the file, the line and the fix, so a user never has to open a
@@ -10,14 +11,13 @@ import csv
 import html
 import io
 import json
-import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from lightning.pytorch.utilities.rank_zero import rank_zero_only
+from .splits import line_list, say
 
 #: Bundled data sets: name -> (value of the ``source`` column, label names).
 BUNDLED = {
@@ -85,24 +85,6 @@ def _decode(path: Path) -> list[str]:
 
 
 EMPTY_ROWS = ("error", "drop")
-
-
-@rank_zero_only
-def say(message: str, level: int = logging.WARNING) -> None:
-    """One line to this package's logger (the generated CLI prints it), on rank zero only."""
-    logging.getLogger(__package__ or __name__).log(level, message)
-
-
-def line_list(lines: list[int], shown: int = 10) -> str:
-    """``line 4`` / ``lines 4, 9, 12`` / ``lines 4, 9, ... (and 3 more)``: where something was found.
-
-    Example:
-        >>> line_list([3]), line_list(list(range(1, 13)), shown=3)
-        ('line 3', 'lines 1, 2, 3 (and 9 more)')
-    """
-    head = ", ".join(map(str, lines[:shown]))
-    more = f" (and {len(lines) - shown} more)" if len(lines) > shown else ""
-    return f"line{'s' if len(lines) > 1 else ''} {head}{more}"
 
 
 def _read_records(path: Path, lines: list[str], columns: dict[str, str],

@@ -1,3 +1,4 @@
+# task: text_classification
 """A token vocabulary built on the training split only."""
 
 from __future__ import annotations

@@ -1,6 +1,13 @@
-"""Vendor callbacks/ and datamodules/ into the package, record the answers, drop other tasks' files."""
+"""Vendor callbacks/ and datamodules/ into the package, keep only the chosen task's code, record the answers.
+
+A Python file whose first line is ``# task: <name>`` belongs to that task alone, and a line that ends
+with ``# task: <name>`` (an import in an ``__init__.py``) too: a project of another task has neither.
+Everything else is shared by every task. The same rule covers the vendored packages and the template's
+own files, so a generated project holds only its task's code and no import of another task's.
+"""
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -10,16 +17,24 @@ CONTEXT = json.loads({{ cookiecutter | tojson | tojson }})
 PROJECT = Path.cwd()
 PACKAGE_DIR = PROJECT / "src" / CONTEXT["package_name"]
 VENDORED = ("callbacks", "datamodules")
+MARKER = re.compile(r"#\s*task:\s*(\w+)\s*$")
 
-# Files that only one task uses, relative to the project; those of the other tasks are removed.
-TASK_FILES = {
-    "text_classification": [
-        "src/{package}/models/text_classification.py",
-        "src/{package}/datamodules/text.py",
-        "src/{package}/datamodules/text_io.py",
-        "src/{package}/datamodules/vocab.py",
-    ],
-}
+
+def task_of(text: str):
+    """The task named on a file's first line (``# task: text_classification``), or ``None`` (shared)."""
+    first = text.split("\n", 1)[0]
+    found = MARKER.search(first) if first.startswith("#") else None
+    return found.group(1) if found else None
+
+
+def for_task(text: str, task: str) -> str:
+    """``text`` without the lines marked for another task."""
+    kept = []
+    for line in text.splitlines(keepends=True):
+        found = MARKER.search(line)
+        if found is None or found.group(1) == task:
+            kept.append(line)
+    return "".join(kept)
 
 
 def vendor(root: Path, package_dir: Path) -> None:
@@ -36,17 +51,19 @@ def vendor(root: Path, package_dir: Path) -> None:
         )
 
 
-def drop_other_tasks(project: Path, package: str, task: str) -> list[Path]:
-    """Remove the files of every task but ``task``; returns what was removed."""
+def drop_other_tasks(project: Path, task: str) -> list[Path]:
+    """Remove the other tasks' files and lines from the project's Python files; returns the removed files."""
     removed = []
-    for other, files in TASK_FILES.items():
-        if other == task:
+    for path in sorted(project.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        owner = task_of(text)
+        if owner is not None and owner != task:
+            path.unlink()
+            removed.append(path)
             continue
-        for pattern in files:
-            path = project / pattern.format(package=package)
-            if path.exists():
-                path.unlink()
-                removed.append(path)
+        kept = for_task(text, task)
+        if kept != text:
+            path.write_text(kept, encoding="utf-8")
     return removed
 
 
@@ -65,7 +82,7 @@ def main() -> int:
     except FileNotFoundError as err:
         print(f"ERROR: {err}", file=sys.stderr)
         return 1
-    drop_other_tasks(PROJECT, CONTEXT["package_name"], CONTEXT["task"])
+    drop_other_tasks(PROJECT, CONTEXT["task"])
     (PROJECT / ".cookiecutter.json").write_text(json.dumps(answers(CONTEXT), indent=2) + "\n", encoding="utf-8")
     return 0
 

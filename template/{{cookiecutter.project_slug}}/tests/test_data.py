@@ -1,3 +1,4 @@
+# task: text_classification
 """The bundled MR data as this project's data module serves it."""
 
 from __future__ import annotations

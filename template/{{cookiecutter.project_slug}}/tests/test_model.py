@@ -1,3 +1,4 @@
+# task: text_classification
 """The text classifier on its own: packing, shapes, probabilities, arguments, optimizer."""
 
 from __future__ import annotations
@@ -191,7 +192,7 @@ def test_optimizer_menu_trains(optimizer, kwargs):
 
 
 def test_locked_dropout_shares_one_mask_across_time():
-    from {{ cookiecutter.package_name }}.models.text_classification import LockedDropout
+    from {{ cookiecutter.package_name }}.models.blocks import LockedDropout
 
     torch.manual_seed(0)
     dropout = LockedDropout(0.5).train()
@@ -270,7 +271,7 @@ def test_downsample_front_end_shortens_texts_before_the_rnn():
     loss = torch.nn.functional.cross_entropy(model.train()(tokens, lengths), torch.tensor([0, 1, 2]))
     loss.backward()
     assert model.downsample.conv.weight.grad.abs().sum() > 0
-    with pytest.raises(ValueError, match=r"downsample_kernel must be >= downsample \(4\) so no token is skipped, got 2"):
+    with pytest.raises(ValueError, match=r"downsample_kernel must be >= downsample \(4\) so no step is skipped, got 2"):
         make_model(downsample=4, downsample_kernel=2)
     with pytest.raises(ValueError, match=r"downsample must be >= 1 \(1: no convolution front-end\), got 0"):
         make_model(downsample=0)
@@ -293,7 +294,7 @@ def test_unidirectional_state_equals_the_packed_final_state(rnn, num_layers):
 @pytest.mark.parametrize("pooling", ["max", "mean"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_pooling_reads_each_texts_own_steps(pooling, bidirectional):
-    from {{ cookiecutter.package_name }}.models.text_classification import pool
+    from {{ cookiecutter.package_name }}.models.blocks import pool
 
     model = make_model(pooling=pooling, bidirectional=bidirectional, dropout=0.0)
     with torch.no_grad():

@@ -1,10 +1,12 @@
 """Command line: ``{{ cookiecutter.package_name }} fit|validate|test|predict --config configs/default.yaml``.
 
-A LightningCLI that links the data module's facts (vocabulary size, number of classes,
-padding index) to the model, writes the resolved ``config.yaml`` into the run directory
-(next to ``checkpoints/``) and sends it to W&B, checks that every callback follows the
-one monitor metric (T57), tests the best checkpoint after ``fit`` (``test_after_fit``), puts
-the best epoch's metrics into the run summary, turns ``predict`` output into a table, and exits
+One LightningCLI for every task: it links the data module's facts that the task names (``TASK.links``:
+the number of classes, and e.g. the vocabulary size) to the model, rebuilds the data module from a
+checkpoint's ``datamodule`` state for ``--ckpt_path``, writes the resolved ``config.yaml`` into the run
+directory (next to ``checkpoints/``) and sends it to every logger, points every callback that watches a
+validation metric at ``model.monitor`` with its direction (T57), tests the best checkpoint after ``fit``
+(``test_after_fit``), puts the best epoch's metrics into the run summary, turns ``predict`` output into a
+table, and exits
 with status 1 when the overfit test (``configs/presets/overfit.yaml``, T51) fails. Every command,
 ``predict`` included, writes into its own run folder under ``runs/``. The screen shows the
 project's own notices, one line each, and none of Lightning's tips.
@@ -27,7 +29,7 @@ import torch
 import yaml
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import RichModelSummary
-from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback, _InstantiatorFn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 from lightning.pytorch.utilities.model_summary.model_summary import get_formatted_model_size, get_human_readable_count
 
@@ -37,9 +39,8 @@ from .callbacks.notices import notice
 from .callbacks.overfit import OverfitCheck
 from .callbacks.resume import ResumableCheckpoint, finished_marker
 from .callbacks.wandb_io import run_directory, write_atomically
-from .datamodules import TextClassificationDataModule as DataModule
-from .models.text_classification import MONITORS
-from .models.text_classification import TextClassifier as Model
+from .models.blocks import MONITORS
+from .models.{{ cookiecutter.task }} import TASK
 from .wandb_logger import WandbLogger
 
 
@@ -126,10 +127,11 @@ class ProjectCLI(LightningCLI):
         kwargs.setdefault("seed_everything_default", 42)  # no "No seed found" when a config sets none
         # every command logs into a run folder under runs/, even without --config (predict)
         kwargs.setdefault("trainer_defaults", {"logger": DEFAULT_LOGGER, "callbacks": [BestMetrics(), ModelSummary()]})
-        super().__init__(Model, DataModule, *args, **kwargs)
+        self._restore_from: Optional[str] = None  # --ckpt_path: the checkpoint that rebuilds the data module
+        super().__init__(TASK.model, TASK.datamodule, *args, **kwargs)
 
     def add_arguments_to_parser(self, parser: Any) -> None:
-        for name in ("vocab_size", "num_classes", "pad_index", "long_texts"):
+        for name in TASK.links:
             parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
         parser.add_argument(
             "--test_after_fit", type=bool, default=False,
@@ -153,14 +155,28 @@ class ProjectCLI(LightningCLI):
             config.ckpt_path = ckpt_path = str(found) if found else None
         if ckpt_path:
             check_checkpoint(ckpt_path, resumable=subcommand == "fit")
-            if not config.data.vocab_from:  # resume or predict with the checkpoint's vocabulary and labels
-                config.data.vocab_from = str(ckpt_path)
+            self._restore_from = str(ckpt_path)  # resume or predict with the checkpoint's data state (labels, ...)
         super()._parse_ckpt_path()
 
-    def after_instantiate_classes(self) -> None:
-        if self.subcommand is None:
-            return
-        check_monitors(self.model.monitor, self.trainer.callbacks)
+    def _add_instantiators(self) -> None:
+        super()._add_instantiators()
+        # Lightning's own (private) instantiator records the data module's hyperparameters; wrapped, not replaced
+        lightning_instantiator = _InstantiatorFn(cli=self, key="data")
+
+        def data_from_checkpoint(class_type: type, *args: Any, applied_instantiation_links: dict, **kwargs: Any) -> Any:
+            # before the links read it: the model is built for the checkpoint's classes (and vocabulary)
+            datamodule = lightning_instantiator(
+                class_type, *args, applied_instantiation_links=applied_instantiation_links, **kwargs)
+            if self._restore_from is not None:
+                datamodule.load_state_dict(datamodule_state(self._restore_from, datamodule))
+            return datamodule
+
+        self.parser.add_instantiator(data_from_checkpoint, TASK.datamodule, subclasses=True, prepend=True)
+
+    def before_instantiate_classes(self) -> None:
+        if self.subcommand is not None:
+            config = self.config[self.subcommand]
+            follow_monitor(config.model.monitor, config.trainer.get("callbacks") or [])
 
     def _without_training_callbacks(self) -> None:
         # validate/test/predict load only the weights and the data module's state from --ckpt_path; Lightning
@@ -246,22 +262,23 @@ class ProjectCLI(LightningCLI):
     def after_test(self) -> None:
         self._finish_loggers()
 
-    def predict(self, model: LightningModule, datamodule: DataModule, **kwargs: Any) -> None:
-        """Classify texts and show them with their labels; also saved as ``predictions.jsonl``."""
+    def predict(self, model: LightningModule, datamodule: Any, **kwargs: Any) -> None:
+        """Classify the inputs and show them with their labels; also saved as ``predictions.jsonl``."""
         kwargs["return_predictions"] = True
         batches = self.trainer.predict(model, datamodule=datamodule, **kwargs)
-        rows = prediction_rows(datamodule.texts["predict"], torch.cat(batches), datamodule.labels)
+        name = datamodule.input_name
+        rows = prediction_rows(name, datamodule.predict_inputs(), torch.cat(batches), datamodule.labels)
         path = run_directory(self.trainer) / "predictions.jsonl"  # on every rank: it may broadcast
         if self.trainer.is_global_zero:
             text = "".join(json.dumps(row) + "\n" for row in rows)
             write_atomically(path, lambda partial: partial.write_text(text, encoding="utf-8"))
-            show_predictions(rows, path)
+            show_predictions(name, rows, path)
             for logger in self.trainer.loggers:
                 if isinstance(logger, WandbLogger):
                     logger.log_table(
                         "predictions",
-                        columns=["text", "label", "probability"],
-                        data=[[r["text"], r["label"], r["probability"]] for r in rows],
+                        columns=[name, "label", "probability"],
+                        data=[[r[name], r["label"], r["probability"]] for r in rows],
                     )
         self._finish_loggers()
 
@@ -356,9 +373,8 @@ def end_of_fit(best: Any, best_path: str, tested: dict[str, float], run_dir: Pat
     if sys.prefix != sys.base_prefix:  # running in a virtual environment: say how to enter it
         lines.append(f"  source {_shown(Path(sys.prefix) / 'bin' / 'activate')}")
     lines += [
-        f"  {{ cookiecutter.package_name }} predict --ckpt_path '{ckpt}' --data.predict_texts '[\"a gripping film\", \"dull\"]'",
-        "  {{ cookiecutter.package_name }} fit --config configs/default.yaml --data.data_path your.csv "
-        "--data.text_column text --data.label_column label",
+        f"  {{ cookiecutter.package_name }} predict --ckpt_path '{ckpt}' {TASK.predict_example}",
+        f"  {{ cookiecutter.package_name }} fit --config configs/default.yaml {TASK.own_data_example}",
     ]
     return "\n".join(lines)
 
@@ -378,32 +394,37 @@ def check_presets(configs: list[Any]) -> None:
                          f"after the default: --config configs/default.yaml --config {first}")
 
 
-def check_monitors(monitor: str, callbacks: list[Any]) -> None:
-    """Fail when a callback watches another metric, or the wrong direction, than ``model.monitor`` (T57)."""
+def follow_monitor(monitor: str, callbacks: list[Any]) -> None:
+    """Point every callback config that watches a validation metric (one of ``MONITORS``) at ``monitor``,
+    with its ``mode``: one edit of ``model.monitor`` moves checkpointing, early stopping and schedules (T57)."""
     for callback in callbacks:
-        watched: Optional[str] = getattr(callback, "monitor", None)
-        if watched is None:
+        init_args = callback.get("init_args") if hasattr(callback, "get") else None
+        if init_args is None or init_args.get("monitor") not in MONITORS:
             continue
-        name = type(callback).__name__
-        if watched != monitor:
-            raise ValueError(
-                f"{name} monitors {watched!r} but model.monitor is {monitor!r}. Early stopping, checkpointing "
-                "and the LR schedule must follow one metric: set the same name in both places "
-                f"(choices: {', '.join(MONITORS)})."
-            )
-        mode = getattr(callback, "mode", MONITORS[monitor])
-        if mode != MONITORS[monitor]:
-            raise ValueError(f"{name} uses mode={mode!r} for {monitor!r}; it must be {MONITORS[monitor]!r}.")
+        init_args.monitor = monitor
+        if "mode" in init_args:
+            init_args.mode = MONITORS[monitor]
 
 
-def prediction_rows(texts: list[str], probabilities: torch.Tensor, labels: list[str]) -> list[dict[str, Any]]:
-    """One dict per text: the text, the most likely label, its probability and all probabilities."""
+def datamodule_state(path: str, datamodule: Any) -> dict[str, Any]:
+    """The data module's state that Lightning saved in the checkpoint at ``path`` (``LightningDataModule.state_dict``)."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    key = type(datamodule).__qualname__
+    if key not in checkpoint:
+        raise ValueError(f"{path} holds no {key} state (a checkpoint of another task or project?): predict and "
+                         "resume rebuild the data module from it.")
+    return checkpoint[key]
+
+
+def prediction_rows(name: str, inputs: list[str], probabilities: torch.Tensor,
+                    labels: list[str]) -> list[dict[str, Any]]:
+    """One dict per input: the input under ``name``, the most likely label, its probability and all probabilities."""
     rows = []
-    for text, probs in zip(texts, probabilities.tolist()):
+    for shown, probs in zip(inputs, probabilities.tolist()):
         best = max(range(len(probs)), key=probs.__getitem__)
         rows.append(
             {
-                "text": text,
+                name: shown,
                 "label": labels[best],
                 "probability": round(probs[best], 4),
                 "probabilities": {label: round(p, 4) for label, p in zip(labels, probs)},
@@ -412,13 +433,13 @@ def prediction_rows(texts: list[str], probabilities: torch.Tensor, labels: list[
     return rows
 
 
-def show_predictions(rows: list[dict[str, Any]], path: Path, limit: int = 20) -> None:
+def show_predictions(name: str, rows: list[dict[str, Any]], path: Path, limit: int = 20) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("text", "label", "probability", title=f"predictions (all {len(rows)} in {path})")
+    table = Table(name, "label", "probability", title=f"predictions (all {len(rows)} in {path})")
     for row in rows[:limit]:
-        text = row["text"] if len(row["text"]) <= 80 else row["text"][:77] + "..."
+        text = row[name] if len(row[name]) <= 80 else row[name][:77] + "..."
         table.add_row(text, row["label"], f"{row['probability']:.3f}")
     Console().print(table)
 
