@@ -24,8 +24,13 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = PROJECT_ROOT / "configs"
 DEFAULT_CONFIG = CONFIGS / "default.yaml"
 PRESETS = CONFIGS / "presets"
-#: A stratified slice of MR: a fit takes seconds.
-LIMIT = 600
+{%- if cookiecutter.task == "text_classification" %}
+#: A stratified slice of MR, word vectors trained on it alone (the IMDB reviews take minutes): a fit takes seconds.
+QUICK = ("--data.limit", 600, "--data.unlabelled", "null")
+{%- elif cookiecutter.task == "sequence_classification" %}
+#: JapaneseVowels: 270 short training series (7-26 steps) of 12 channels, unequal lengths, 9 classes; seconds a fit.
+QUICK = ("--data.dataset", "JapaneseVowels")
+{%- endif %}
 
 
 def wandb_project() -> str:
@@ -88,7 +93,7 @@ class Workspace:
     project_root = PROJECT_ROOT
     default_config = DEFAULT_CONFIG
     presets = PRESETS
-    limit = LIMIT
+    quick = QUICK  # the data arguments of a quick fit
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -117,16 +122,9 @@ class Workspace:
             patch.setattr(sys, "argv", ["{{ cookiecutter.package_name }}"])
             return ProjectCLI(args=[str(arg) for arg in args], run=False)
 
-    def fit(self, *args: Any, epochs: int = 2, limit: int = LIMIT) -> None:
-        """``fit --config configs/default.yaml`` on a small slice of MR, plus ``args``.
-
-        Word2vec trains on that slice alone: with the IMDB reviews (``data.unlabelled``) it takes minutes.
-        """
-        self.main(
-            "fit", "--config", DEFAULT_CONFIG,
-            "--data.limit", limit, "--trainer.max_epochs", epochs, "--data.unlabelled", "null",
-            *args,
-        )
+    def fit(self, *args: Any, epochs: int = 2) -> None:
+        """``fit --config configs/default.yaml`` on the quick data (``QUICK``) for ``epochs``, plus ``args``."""
+        self.main("fit", "--config", DEFAULT_CONFIG, *QUICK, "--trainer.max_epochs", epochs, *args)
 
     def run_dirs(self) -> dict[str, Path]:
         """Run id -> ``runs/<project>/<run id>/``."""
@@ -148,6 +146,33 @@ class Workspace:
         run = read_offline_run(self.wandb_dir(run_id), wait=30.0)
         assert run.exit_code is not None, "the offline run never wrote its exit record"
         return run
+
+    def only_run(self) -> tuple[str, Path]:
+        """(run id, run folder) of the one run the test made."""
+        runs = self.run_dirs()
+        assert len(runs) == 1, f"expected exactly one run, got {sorted(runs)}"
+        return next(iter(runs.items()))
+
+    @staticmethod
+    def checkpoints(run_dir: Path) -> tuple[Path, Path]:
+        """(best, last) checkpoint of a run directory."""
+        folder = run_dir / "checkpoints"
+        best = sorted(folder.glob("best-*.ckpt"))
+        assert len(best) == 1, f"expected one best checkpoint in {folder}, got {sorted(folder.iterdir())}"
+        last = folder / "last.ckpt"
+        assert last.is_file(), f"no last.ckpt in {folder}"
+        return best[0], last
+
+    @staticmethod
+    def subprocess_env() -> dict[str, str]:
+        """The test's (W&B-isolated) environment, with this package importable in a child process."""
+        import {{ cookiecutter.package_name }}
+
+        env = dict(os.environ)
+        source = str(Path({{ cookiecutter.package_name }}.__file__).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH", "")]))
+        env.setdefault("OMP_NUM_THREADS", "1")  # as conftest does in-process: immune to a busy neighbour
+        return env
 
 
 @pytest.fixture

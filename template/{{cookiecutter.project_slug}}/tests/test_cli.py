@@ -1,4 +1,4 @@
-"""End-to-end checks of the command line: fit, resume, predict, presets and errors.
+"""End-to-end checks of the command line, the same for every task: fit, resume, presets and errors.
 
 Runs go through the real ``ProjectCLI`` and the real W&B logger, offline because the
 ``isolated_wandb`` fixture removes every credential; what W&B recorded is read back from
@@ -8,7 +8,6 @@ the offline run on disk.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -18,7 +17,8 @@ import pytest
 import torch
 import yaml
 
-import {{ cookiecutter.package_name }}
+from {{ cookiecutter.package_name }}.cli import TASK
+from {{ cookiecutter.package_name }}.models.blocks import MONITORS
 
 HISTORY_KEYS = (
     "train/loss_step",
@@ -33,46 +33,24 @@ HISTORY_KEYS = (
 )
 
 
-def only(mapping: dict) -> tuple:
-    assert len(mapping) == 1, f"expected exactly one entry, got {sorted(mapping)}"
-    return next(iter(mapping.items()))
-
-
-def checkpoints(run_dir: Path) -> tuple[Path, Path]:
-    """(best, last) checkpoint of a run directory."""
-    folder = run_dir / "checkpoints"
-    best = sorted(folder.glob("best-*.ckpt"))
-    assert len(best) == 1, f"expected one best checkpoint in {folder}, got {sorted(folder.iterdir())}"
-    last = folder / "last.ckpt"
-    assert last.is_file(), f"no last.ckpt in {folder}"
-    return best[0], last
-
-
-def subprocess_env() -> dict[str, str]:
-    """The test's (W&B-isolated) environment, with this package importable in a child process."""
-    env = dict(os.environ)
-    source = str(Path({{ cookiecutter.package_name }}.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH", "")]))
-    env.setdefault("OMP_NUM_THREADS", "1")  # as conftest does in-process: immune to a busy neighbour
-    return env
-
-
 def test_fit_writes_run_directory_and_offline_wandb_run(workspace, capfd, caplog):
     workspace.fit()
 
-    run_id, run_dir = only(workspace.run_dirs())
+    run_id, run_dir = workspace.only_run()
     assert (run_dir / "config.yaml").is_file()
-    best, last = checkpoints(run_dir)
+    best, last = workspace.checkpoints(run_dir)
     # last.ckpt: the final epoch whether or not it improved, with all a resume needs
     last_ckpt = torch.load(last, map_location="cpu", weights_only=True)
     assert last_ckpt["epoch"] == 1 and last_ckpt["optimizer_states"] and last_ckpt["callbacks"]
     # the best checkpoint: weights, vocabulary and labels only (what test and predict read), no second copy
     best_ckpt = torch.load(best, map_location="cpu", weights_only=True)
-    assert "optimizer_states" not in best_ckpt and best_ckpt["TextClassificationDataModule"]["vocab"]
+    assert "optimizer_states" not in best_ckpt and best_ckpt[TASK.datamodule.__qualname__]["labels"]
+{%- if cookiecutter.task == "text_classification" %}
     assert not list(run_dir.glob("*.bin")), "the run folder keeps no copy of the word vectors"
+{%- endif %}
     saved = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
-    assert saved["data"]["limit"] == workspace.limit
     assert saved["trainer"]["max_epochs"] == 2
+    monitor = saved["model"]["monitor"]
 
     run = workspace.offline_run(run_id)
     assert run.exit_code == 0
@@ -82,10 +60,11 @@ def test_fit_writes_run_directory_and_offline_wandb_run(workspace, capfd, caplog
     accuracies = run.metric("val/acc")
     assert len(accuracies) == 2  # one per epoch
     assert all(0.0 <= acc <= 1.0 for acc in accuracies)
+    watched = run.metric(monitor)
 
     # the whole resolved config, not only the model's hyperparameters
     assert run.config["model"]["hidden_size"] == 128
-    assert run.config["data"]["limit"] == workspace.limit
+    assert run.config["data"] == saved["data"]
     assert run.config["trainer"]["max_epochs"] == 2
     assert run.config["trainer"]["gradient_clip_val"] == 5.0
 
@@ -104,7 +83,9 @@ def test_fit_writes_run_directory_and_offline_wandb_run(workspace, capfd, caplog
     assert run.metric("lr-Adam")[0] == pytest.approx(applied)
 
     # the summary holds the best epoch's metrics (the best checkpoint's), the last epoch's under final/
-    best_epoch = max(range(len(accuracies)), key=accuracies.__getitem__)
+    better = max if MONITORS[monitor] == "max" else min
+    best_epoch = better(range(len(watched)), key=watched.__getitem__)
+    assert run.summary[monitor] == pytest.approx(watched[best_epoch])
     assert run.summary["val/acc"] == pytest.approx(accuracies[best_epoch])
     assert run.summary["best/epoch"] == best_epoch
     assert run.summary["final/val/acc"] == pytest.approx(accuracies[-1])
@@ -114,9 +95,9 @@ def test_fit_writes_run_directory_and_offline_wandb_run(workspace, capfd, caplog
 
     captured = capfd.readouterr()
     out, err = captured.out, captured.err
-    assert re.search(r"best val/acc: 0\.\d{4}   test/acc: 0\.\d{4}", out), out[-2000:]
+    assert re.search(re.escape(f"best {monitor}: ") + r"\d\.\d{4}   test/acc: 0\.\d{4}", out), out[-2000:]
     assert f"run folder:  runs/{workspace.project}/{run_id}" in out
-    assert "next:" in out and "predict --ckpt_path" in out and "--data.data_path your.csv" in out
+    assert "next:" in out and "predict --ckpt_path" in out and TASK.own_data_example in out
     assert "not logged in" in err
     assert "LRFinder: sweeping the LR from 1e-06 to 1 over at most 100 training steps" in caplog.text  # never silent
     synced = re.findall(r"wandb sync (\S+)", out + err)
@@ -146,35 +127,8 @@ def test_second_fit_in_same_folder_gets_its_own_run_directory(workspace):
     assert len(first) == 1 and len(both) == 2
     (second_id,) = set(both) - set(first)
     assert (both[second_id] / "config.yaml").is_file()
-    checkpoints(both[second_id])
+    workspace.checkpoints(both[second_id])
     assert workspace.offline_run(second_id).exit_code == 0
-
-
-def test_predict_from_checkpoint_alone(workspace, tmp_path, monkeypatch):
-    workspace.fit(epochs=1)
-    _, run_dir = only(workspace.run_dirs())
-    best, _ = checkpoints(run_dir)
-
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    monkeypatch.chdir(elsewhere)
-    workspace.main(
-        "predict",
-        "--ckpt_path", best,
-        "--data.predict_texts", '["a gripping film", "dull and lifeless"]',
-        "--data.data_path", "does_not_exist.csv",  # never read: the vocabulary comes from the checkpoint
-    )
-
-    (path,) = sorted(elsewhere.rglob("predictions.jsonl"))
-    assert path.parent.parent == elsewhere / "runs" / workspace.project  # a run folder, even without --config
-    assert not (elsewhere / "lightning_logs").exists()
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    assert [row["text"] for row in rows] == ["a gripping film", "dull and lifeless"]
-    for row in rows:
-        assert row["label"] in {"negative", "positive"}
-        assert set(row["probabilities"]) == {"negative", "positive"}
-        assert sum(row["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
-        assert row["probability"] == max(row["probabilities"].values())
 
 
 def test_print_config_round_trip(workspace, capsys):
@@ -191,43 +145,9 @@ def test_print_config_round_trip(workspace, capsys):
     assert capsys.readouterr().out == printed
 
 
-def test_resume_continues_the_same_run_at_the_next_epoch_with_checkpoint_vocabulary(workspace):
-    from {{ cookiecutter.package_name }}.callbacks import read_offline_run
-    from {{ cookiecutter.package_name }}.datamodules import TextClassificationDataModule
-
-    workspace.fit(epochs=1)
-    run_id, run_dir = only(workspace.run_dirs())
-    _, last = checkpoints(run_dir)
-    first_ckpt = torch.load(last, map_location="cpu", weights_only=True)
-    assert first_ckpt["epoch"] == 0
-    vocab = first_ckpt["TextClassificationDataModule"]["vocab"]
-
-    # another slice of the data: a vocabulary rebuilt from it would not fit the checkpoint's embedding
-    other_limit = 400
-    assert TextClassificationDataModule(limit=other_limit).vocab_size != len(vocab)
-    workspace.fit("--ckpt_path", last, epochs=2, limit=other_limit)  # a finished run goes on (`last` skips it)
-
-    assert only(workspace.run_dirs()) == (run_id, run_dir), "the resumed run writes into the same run folder"
-    resumed_config = yaml.safe_load((run_dir / "config.resumed-1.yaml").read_text(encoding="utf-8"))
-    assert resumed_config["data"]["vocab_from"] is None  # rebuilt from the checkpoint's data module state instead
-    resumed_ckpt = torch.load(last, map_location="cpu", weights_only=True)
-    assert resumed_ckpt["epoch"] == 1
-    assert resumed_ckpt["global_step"] > first_ckpt["global_step"]
-    assert resumed_ckpt["TextClassificationDataModule"]["vocab"] == vocab
-    assert resumed_ckpt["state_dict"]["embedding.weight"].shape[0] == len(vocab)
-
-    segments = sorted((workspace.root / "runs" / "wandb").glob(f"offline-run-*-{run_id}"))
-    assert len(segments) == 2, "offline: a second folder of the same run id, which wandb sync adds to the run"
-    first, resumed = (read_offline_run(path) for path in segments)
-    assert first.run_id == resumed.run_id == run_id and resumed.exit_code == 0
-    epochs = [row["epoch"] for row in resumed.history if "epoch" in row and "test/acc" not in row]  # not test_after_fit's
-    assert epochs and set(epochs) == {1}, f"the resumed run should train epoch 1 only, logged epochs {epochs}"
-    assert len(resumed.metric("val/acc")) == 1
-
-
 def test_resume_last_skips_finished_runs_and_starts_afresh_without_one(workspace, caplog):
     workspace.fit(epochs=1)
-    finished_id, run_dir = only(workspace.run_dirs())
+    finished_id, run_dir = workspace.only_run()
     assert (run_dir / "checkpoints" / "last.finished").is_file()
     workspace.fit("--ckpt_path", "last", epochs=1)
     assert "--ckpt_path last: no resumable checkpoint" in caplog.text, "a finished run is not resumed by 'last'"
@@ -235,12 +155,12 @@ def test_resume_last_skips_finished_runs_and_starts_afresh_without_one(workspace
 
 
 def test_a_missing_or_weights_only_checkpoint_is_refused_before_anything_is_created(workspace):
-    code, printed = workspace.error("predict", "--ckpt_path", "nowhere.ckpt", "--data.predict_texts", '["fine"]')
+    code, printed = workspace.error("predict", "--ckpt_path", "nowhere.ckpt")
     assert code == 2 and printed.startswith("error: --ckpt_path nowhere.ckpt: no such file.")
     assert sorted(path.name for path in workspace.root.iterdir()) == ["home"], "no lightning_logs/, no runs/"
     workspace.fit(epochs=1)
-    _, run_dir = only(workspace.run_dirs())
-    best, _ = checkpoints(run_dir)
+    _, run_dir = workspace.only_run()
+    best, _ = workspace.checkpoints(run_dir)
     code, printed = workspace.error("fit", "--config", workspace.default_config, "--ckpt_path", best)
     assert code == 2 and "holds weights only" in printed and "--ckpt_path last" in printed
 
@@ -248,13 +168,13 @@ def test_a_missing_or_weights_only_checkpoint_is_refused_before_anything_is_crea
 def test_one_monitor_switches_checkpointing_and_early_stopping_with_their_mode(workspace):
     """T57: ``--model.monitor val/loss`` alone moves every callback that watched val/acc, and flips its mode."""
     workspace.fit("--model.monitor", "val/loss", epochs=1)
-    _, run_dir = only(workspace.run_dirs())
+    _, run_dir = workspace.only_run()
     config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
     watching = {c["class_path"].rsplit(".", 1)[-1]: c["init_args"] for c in config["trainer"]["callbacks"]
                 if (c.get("init_args") or {}).get("monitor")}
     assert set(watching) == {"ModelCheckpoint", "EarlyStopping"}, watching
     assert all(args["monitor"] == "val/loss" and args["mode"] == "min" for args in watching.values()), watching
-    _, last = checkpoints(run_dir)
+    _, last = workspace.checkpoints(run_dir)
     states = torch.load(last, map_location="cpu", weights_only=True)["callbacks"]
     keys = [key for key in states if key.startswith(("ModelCheckpoint", "EarlyStopping")) and "val/" in key]
     assert len(keys) == 2 and all("'monitor': 'val/loss'" in key and "'mode': 'min'" in key for key in keys), keys
@@ -268,26 +188,6 @@ def test_debug_preset_runs(workspace):
     assert written == ["home"], f"the debug preset wrote into the project folder: {written}"  # home/: the vector cache
 
 
-def test_own_data_trains_word_vectors_on_its_own_text_only(workspace, caplog):
-    """``data.unlabelled: auto`` adds no movie reviews to a user's own data, and says so."""
-    topics = {"weather": ["rain", "sunny", "storm", "cloudy", "wind", "snow"],
-              "sport": ["goal", "match", "team", "score", "league", "coach"]}
-    rows = ["text,label"]
-    for i in range(200):
-        label = "weather" if i % 2 else "sport"
-        words = topics[label]
-        rows.append(f"today the {words[i % 6]} and the {words[(i // 6) % 6]} were {['great', 'bad'][i % 3 == 0]},{label}")
-    Path("own.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    workspace.main("fit", "--config", workspace.default_config, "--data.data_path", "own.csv",
-                   "--trainer.max_epochs", "2")
-    _, run_dir = only(workspace.run_dirs())
-    report = json.loads((run_dir / "word2vec.json").read_text())
-    assert report["corpus"] == "the training split (126 texts)"  # no IMDB reviews
-    assert report["unlabelled_reason"].startswith("unlabelled: auto -> none for your own data")
-    assert "reading the unlabelled corpus" not in caplog.text
-    assert "on the training split (126 texts) [unlabelled: auto -> none for your own data" in caplog.text  # says why
-
-
 def test_debug_preset_saves_no_checkpoint(workspace):
     workspace.main("fit", "--config", workspace.default_config, "--config", workspace.presets / "debug.yaml")
     assert not list(workspace.root.rglob("*.ckpt")), "the debug preset promises nothing saved"
@@ -299,7 +199,7 @@ def test_vanilla_preset_turns_the_tricks_off(workspace):
     from {{ cookiecutter.package_name }}.callbacks import EarlyStopping, GradNormMonitor
 
     def callback_types(*configs: Path) -> tuple:
-        args = [f"--config={config}" for config in configs] + [f"--data.limit={workspace.limit}"]
+        args = [f"--config={config}" for config in configs] + list(workspace.quick)
         cli = workspace.cli(*args)
         return cli, {type(callback) for callback in cli.trainer.callbacks}
 
@@ -323,68 +223,15 @@ def test_a_preset_alone_is_refused_with_the_command_that_stacks_it(workspace):
     assert sorted(path.name for path in workspace.root.iterdir()) == ["home"], "nothing created"
 
 
-def real_corpus(path: Path) -> Path:
-    """Length-skewed imbalanced messages: short hams, long spams (some of them documents), 87/13, a few dirty rows."""
-    import csv
-    import random
-
-    from {{ cookiecutter.package_name }}.datamodules import read_bundled, tokenize
-
-    sentences = [e.text for e in read_bundled("mr")]
-    random.Random(0).shuffle(sentences)
-    short = [s for s in sentences if len(tokenize(s)) <= 12][:348]
-    long = [s for s in sentences if len(tokenize(s)) >= 30][:52]
-    rows = [(s, "ham") for s in short] + [(" ".join([s] * (1 + 40 * (i % 13 == 0))), "spam") for i, s in enumerate(long)]
-    random.Random(1).shuffle(rows)
-    rows[3] = ("", rows[3][1])
-    rows[9] = ("  ", rows[9][1])
-    rows[20] = (rows[20][0], "spma")  # a typo: a label seen once
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["text", "label"])
-        writer.writerows(rows)
-    return path
-
-
-def test_a_real_corpus_is_checked_all_at_once_then_trains_with_its_policies_said(workspace, capsys):
-    """Items of the real-corpora list through the CLI: dirty rows, a rare label, long texts, class mix, a tiny
-    validation split, the LR finder's line."""
-    path = real_corpus(workspace.root / "messages.csv")
-    code, printed = workspace.error("fit", "--config", workspace.default_config, "--data.data_path", path)
-    assert code == 2
-    assert printed == (f"error: {path}: 2 rows with an empty value: 'text' empty at lines 5, 11. Fill them in, remove "
-                       "them, or set --data.empty_rows drop to leave them out.\n")
-    code, printed = workspace.error("fit", "--config", workspace.default_config, "--data.data_path", path,
-                                    "--data.empty_rows", "drop")
-    dropped, error = printed.splitlines()
-    assert code == 2 and error.startswith(f"error: {path}: 1 label seen fewer than 3 times: 'spma' (line 22).")
-    assert dropped == f"warning: {path}: left out 2 rows with an empty value (data.empty_rows: drop): 'text' empty at lines 5, 11."
-    capsys.readouterr()
-    workspace.main("fit", "--config", workspace.default_config, "--data.data_path", path, "--data.empty_rows", "drop",
-                   "--data.rare_labels", "drop", "--trainer.max_epochs", "2")
-    lines = [line.removeprefix("warning: ") for line in capsys.readouterr().err.splitlines()]  # the notices, one a line
-    assert f"{path}: left out 2 rows with an empty value (data.empty_rows: drop): 'text' empty at lines 5, 11." in lines
-    (policy,) = [m for m in lines if m.startswith("max_length: auto -> ")]
-    assert policy.startswith("max_length: auto -> 256 tokens (the 95th percentile of the training texts, at least 256)")
-    (small,) = [m for m in lines if m.startswith("EarlyStopping: the validation split is small")]
-    assert "28 validation examples (< 400)" in small and "class 'spam' has 4 validation examples (< 50)" in small
-    assert [m for m in lines if re.match(r"LRFinder: (lr \S+ applied|kept lr)", m)]
-    run_id, run_dir = only(workspace.run_dirs())
-    checks = {c["check"]: c for c in json.loads((run_dir / "sanity_checks.json").read_text())}
-    assert checks["label_mix"]["status"] == "ok"  # bucketed batches keep the 87/13 mix
-    summary = workspace.offline_run(run_id).summary
-    assert summary["sanity/label_mix"]["status"] == "ok"
-
-
 def overfit(workspace, *args):
-    """``fit`` with the overfit preset (T51) on the test slice of MR; the exit status and the W&B summary."""
+    """``fit`` with the overfit preset (T51) on the quick data; the exit status and the W&B summary."""
     code = 0
     try:
         workspace.main("fit", "--config", workspace.default_config, "--config", workspace.presets / "overfit.yaml",
-                       "--data.limit", workspace.limit, *args)
+                       *workspace.quick, *args)
     except SystemExit as exit_info:
         code = exit_info.code
-    run_id, _ = only(workspace.run_dirs())
+    run_id, _ = workspace.only_run()
     return code, workspace.offline_run(run_id).summary
 
 
@@ -394,7 +241,7 @@ def test_overfit_preset_passes_on_fixed_mixed_batches(workspace, capsys):
     assert code in (0, None)
     assert "Overfit test PASS" in out and "on 4 fixed batches" in out
     assert summary["overfit/passed"] is True and summary["overfit/acc"] == 1.0
-    assert summary["overfit/loss"] <= 0.05 and summary["overfit/classes"] == 2  # both classes in the 4 batches
+    assert summary["overfit/loss"] <= 0.05 and summary["overfit/classes"] >= 2  # the 4 batches mix the classes
     assert 4 <= summary["overfit/steps"] < 300 and summary["overfit/steps"] % 4 == 0  # whole epochs of 4 batches
 
 
@@ -402,7 +249,7 @@ def test_overfit_preset_fails_with_exit_status_1(workspace, capsys):
     code, summary = overfit(workspace, "--model.lr", "1e-6", "--trainer.max_steps", "8")  # far too little to learn
     out = capsys.readouterr().out
     assert code == 1
-    assert re.search(r"Overfit test FAIL: loss 0\.\d+ \(needs <= 0\.05\), accuracy 0\.\d+ \(needs >= 1\)", out), out
+    assert re.search(r"Overfit test FAIL: loss \d\.\d+ \(needs <= 0\.05\), accuracy 0\.\d+ \(needs >= 1\)", out), out
     assert "after 8 steps" in out and "check that the labels belong to the inputs" in out
     assert summary["overfit/passed"] is False and summary["overfit/steps"] == 8
 
@@ -421,12 +268,6 @@ def test_the_traceback_variable_shows_the_exception_itself(workspace, monkeypatc
         workspace.main("fit", "--config", workspace.default_config, "--data.data_path", "missing.csv")
 
 
-def test_wrong_columns_are_named(workspace):
-    Path("reviews.csv").write_text("review,sentiment\ngood film,pos\nbad film,neg\n", encoding="utf-8")
-    code, printed = workspace.error("fit", "--config", workspace.default_config, "--data.data_path", "reviews.csv")
-    assert code == 2 and re.search(r"^error: .*no column 'text'.*review, sentiment", printed), printed
-
-
 def test_unknown_config_key_exits_non_zero(workspace):
     with pytest.raises(SystemExit) as exit_info:
         workspace.fit("--model.nonexistent", "1")
@@ -438,12 +279,12 @@ def test_unknown_config_key_exits_non_zero(workspace):
 def test_module_entry_point(workspace, args):
     result = subprocess.run(
         [sys.executable, "-m", "{{ cookiecutter.package_name }}", *args],
-        env=subprocess_env(), capture_output=True, text=True, timeout=120,
+        env=workspace.subprocess_env(), capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "usage:" in result.stdout.lower()
     if args[0] == "fit":
-        assert "--model.hidden_size" in result.stdout and "--data.limit" in result.stdout
+        assert "--model.hidden_size" in result.stdout and "--data.batch_size" in result.stdout
 
 
 def test_init_timeout_reaches_wandb(workspace, monkeypatch):
@@ -452,7 +293,7 @@ def test_init_timeout_reaches_wandb(workspace, monkeypatch):
 
     cli = workspace.cli(
         f"--config={workspace.default_config}",
-        f"--data.limit={workspace.limit}",
+        *workspace.quick,
         "--trainer.logger.init_args.init_timeout=5",
     )
     monkeypatch.setenv("WANDB_API_KEY", "0123456789abcdef0123456789abcdef01234567")  # "logged in"
@@ -485,5 +326,5 @@ def test_fit_after_changing_directory_in_same_process(workspace, tmp_path, monke
     monkeypatch.chdir(other)
     elsewhere = type(workspace)(other)
     elsewhere.fit(epochs=1)
-    run_id, _ = only(elsewhere.run_dirs())
+    run_id, _ = elsewhere.only_run()
     assert elsewhere.offline_run(run_id).exit_code == 0
