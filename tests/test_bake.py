@@ -167,6 +167,8 @@ def test_each_task_gets_only_its_own_files(out, cc, task):
     project = bake(REPO_ROOT, out, cc, extra_context={"task": task})
     recorded = check_project(project, package=package, task=task)
     assert recorded["task"] == task
+    assert recorded["project_name"] == {"text_classification": "Sentiment Classifier",
+                                        "sequence_classification": "Sequence Classifier"}[task]
     package_dir = project / "src" / package
     assert (package_dir / "models" / f"{task}.py").is_file()
     assert f"from .models.{task} import TASK" in (package_dir / "cli.py").read_text(encoding="utf-8")

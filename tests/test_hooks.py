@@ -1,12 +1,16 @@
 """Bad answers are refused with a message saying what to type, and nothing is written; the post-gen
-hook records exactly the answers. Every test bakes the real template.
+hook records exactly the answers.
 
-The answers are checked while cookiecutter renders them (``__checked`` in template/cookiecutter.json,
-``liandan_ext.check_answers``), before it creates the project folder; the pre-gen hook checks them
-again for replays, which skip that rendering."""
+The rules are pure functions of the answers (template/liandan_ext.py: ``answer_errors`` and the
+``check_*`` and ``suggest_package`` it uses) and are tested as such, every bad answer and its fix.
+A few real bakes prove that cookiecutter applies them: while it renders the answers (``__checked``
+in template/cookiecutter.json, ``liandan_ext.check_answers``), before it creates the project folder,
+one bad answer of each kind; and in the pre-gen hook for a replay, which skips that rendering. The
+other tests bake the real template to check what the good answers become."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -31,10 +35,25 @@ from tests.bake_helpers import (
     write_user_config,
 )
 
+
+def _load_rules():
+    """template/liandan_ext.py, loaded from its file under a private name.
+
+    Not ``import liandan_ext`` from a ``sys.path`` entry: cookiecutter imports the module of the
+    template it bakes, and a ``liandan_ext`` left in ``sys.modules`` by this test would stand in
+    for the copy of another checkout or archive baked later in the same process."""
+    spec = importlib.util.spec_from_file_location("liandan_ext_rules", TEMPLATE_DIR / "liandan_ext.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ext = _load_rules()
+
 PACKAGE_FIX = "Type a different package_name, e.g. {!r}."
 NAME_LIMIT = 100  # the longest project_slug and package_name (liandan_ext.NAME_LIMIT)
 
-# (package_name, what the hook says, the name it suggests instead)
+# (package_name, what the check says, the name it suggests instead)
 BAD_PACKAGES = [
     ("class", "is a Python keyword", "my_class"),
     ("json", "is a standard-library module", "my_json"),
@@ -50,22 +69,35 @@ BAD_PACKAGES = [
     ("MyPkg", "is not a valid Python package name", "mypkg"),
     ("p" * 101, "is longer than 100 characters", "p" * 100),
 ]
-# (project_slug, what the hook says, the slug it suggests)
+# (project_slug, what the check says, the slug it suggests)
 BAD_SLUGS = [
     ("bad/slug", "is not a usable folder name", "bad-slug"),
     ("../x", "is not a usable folder name", "x"),
     ("-x", "is not a usable folder name", "x"),
+    ("..", "is not a usable folder name", "my-project"),
     ("a" * 101, "is longer than 100 characters", "a" * 100),
     ("a" * 300, "is longer than 100 characters", "a" * 100),  # raised "OSError: File name too long"
 ]
-# (wandb_project, what the hook says, the project it suggests)
+# (wandb_project, what the check says, the project it suggests)
 BAD_WANDB = [
     ("a/b", "contains /, which W&B does not accept", "a-b"),
     ("what?", "contains ?, which W&B does not accept", "what-"),
     ("", "is empty, which W&B does not accept", "my-project"),
     ("p" * 129, "is longer than 128 characters, which W&B does not accept", "p" * 128),
 ]
-VALID = {"project_slug": "ok-project", "package_name": "ok_pkg", "wandb_project": "ok-project"}
+# (wandb_entity, what the check says, the entity it suggests)
+BAD_ENTITIES = [
+    ("my team", "contains a space, which W&B does not accept", "my-team"),
+    ("a\tb", "contains a tab, which W&B does not accept", "a-b"),
+    ("acme/ml", "contains /, which W&B does not accept", "acme-ml"),
+]
+VALID = {"project_slug": "ok-project", "package_name": "ok_pkg", "wandb_project": "ok-project", "wandb_entity": ""}
+CHECKS = {
+    "project_slug": ext.check_slug,
+    "package_name": ext.check_package,
+    "wandb_project": ext.check_wandb_project,
+    "wandb_entity": ext.check_wandb_entity,
+}
 
 
 def _shown(value: str) -> str:
@@ -74,36 +106,107 @@ def _shown(value: str) -> str:
 
 
 def _id(value: str) -> str:
+    value = value.encode("unicode_escape").decode("ascii")
     return value if len(value) <= 12 else f"{value[:4]}x{len(value)}"
 
 
 def _cases():
-    for name, says, fix in BAD_PACKAGES:
-        yield pytest.param(
-            {"package_name": name},
-            f"package_name {_shown(name)} {says}",
-            PACKAGE_FIX.format(fix),
-            {"package_name": fix},
-            id=f"package-{_id(name)}",
-        )
-    for slug, says, fix in BAD_SLUGS:
-        yield pytest.param(
-            {**VALID, "project_slug": slug},
-            f"project_slug {_shown(slug)} {says}",
-            f"Type e.g. {fix!r}.",
-            {**VALID, "project_slug": fix},
-            id=f"slug-{_id(slug)}",
-        )
-    for project, says, fix in BAD_WANDB:
-        yield pytest.param(
-            {"wandb_project": project},
-            f"wandb_project {_shown(project)} {says}",
-            f"Type e.g. {fix!r}.",
-            {"wandb_project": fix},
-            id=f"wandb-{_id(project) or 'empty'}",
-        )
+    kinds = [
+        ("package_name", "package", BAD_PACKAGES, PACKAGE_FIX),
+        ("project_slug", "slug", BAD_SLUGS, "Type e.g. {!r}."),
+        ("wandb_project", "wandb", BAD_WANDB, "Type e.g. {!r}."),
+        ("wandb_entity", "entity", BAD_ENTITIES, "Type e.g. {!r} (or leave it empty)."),
+    ]
+    for key, kind, cases, fix in kinds:
+        for value, says, fixed in cases:
+            yield pytest.param(key, value, f"{key} {_shown(value)} {says}", fix.format(fixed), fixed,
+                               id=f"{kind}-{_id(value) or 'empty'}")
 
 
+# ------------------------------------------------------------------------- the rules, as functions
+@pytest.mark.parametrize(("key", "value", "message", "fix", "fixed"), list(_cases()))
+def test_bad_answer_gets_one_message_with_a_fix_the_rules_accept(key, value, message, fix, fixed):
+    errors = ext.answer_errors({**VALID, key: value})
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(message), errors
+    assert errors[0].endswith(f" {fix}"), errors
+    assert CHECKS[key](value) == errors[0]  # the answer's own rule says it
+    # the suggestion is itself an answer the rules accept
+    assert CHECKS[key](fixed) == ""
+    assert ext.answer_errors({**VALID, key: fixed}) == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("package_name", "ok_pkg"),
+        ("package_name", "_private"),
+        ("package_name", "p" * NAME_LIMIT),
+        ("project_slug", "My.Project_2"),
+        ("project_slug", "a" * NAME_LIMIT),
+        ("wandb_project", "[exp]@home"),
+        ("wandb_project", "p" * 128),
+        ("wandb_entity", ""),
+        ("wandb_entity", "acme-ml"),
+    ],
+)
+def test_good_answers_pass_every_rule(key, value):
+    assert CHECKS[key](value) == ""
+    assert ext.answer_errors({**VALID, key: value}) == []
+
+
+def test_the_name_limit_is_the_templates():
+    assert ext.NAME_LIMIT == NAME_LIMIT
+
+
+@pytest.mark.parametrize(
+    ("name", "suggested"),
+    [
+        ("class", "my_class"),
+        ("json", "my_json"),
+        ("tests", "my_tests"),
+        ("2fast", "project_2fast"),
+        ("My Pkg!", "my_pkg"),
+        ("--", "project"),
+        ("", "project"),
+        ("p" * 150, "p" * NAME_LIMIT),
+        ("9" * 150, ("project_" + "9" * 150)[:NAME_LIMIT]),
+        ("pkg" + "_" * 120 + "x", "pkg"),  # cut to the limit, then the cut's trailing underscores
+    ],
+)
+def test_suggest_package_gives_a_name_the_package_rule_accepts(name, suggested):
+    assert ext.suggest_package(name) == suggested
+    assert ext.check_package(suggested) == ""
+
+
+def test_every_problem_is_named_at_once():
+    """A slug with a '/' also spoils the package and W&B names derived from it (template/cookiecutter.json
+    derives them from the slug): one message each, in the prompts' order."""
+    slug = "../x"
+    errors = ext.answer_errors({"project_slug": slug, "package_name": slug.replace("-", "_"),
+                                "wandb_project": slug, "wandb_entity": "a b"})
+    assert [error.split(" ", 1)[0] for error in errors] == ["project_slug", "package_name", "wandb_project",
+                                                            "wandb_entity"]
+
+
+def test_check_answers_raises_one_error_line_per_problem():
+    assert ext.check_answers(VALID) == ""
+    with pytest.raises(FailedHookException) as refused:
+        ext.check_answers({**VALID, "package_name": "json", "wandb_entity": "my team"})
+    assert isinstance(refused.value, ext.InvalidAnswer)
+    lines = str(refused.value).splitlines()
+    assert lines == [f"ERROR: {message}" for message in ext.answer_errors({**VALID, "package_name": "json",
+                                                                           "wandb_entity": "my team"})]
+    assert len(lines) == 2
+
+
+def test_missing_answers_are_checked_as_empty():
+    """A context without a key (an old replay) is judged as if the answer were empty."""
+    errors = ext.answer_errors({})
+    assert [error.split(" ", 1)[0] for error in errors] == ["project_slug", "package_name", "wandb_project"]
+
+
+# ------------------------------------------------------------------------- wired into cookiecutter
 def _refusal(tmp_path, answers, **kwargs) -> list[str]:
     """Bake with ``answers``, which must be refused; returns the refusal's ``ERROR: …`` lines."""
     with pytest.raises(FailedHookException) as refused:
@@ -133,25 +236,25 @@ def _leftovers(tmp_path, out):
     return inside + beside
 
 
-@pytest.mark.parametrize(("answers", "message", "fix", "fixed"), list(_cases()))
-def test_bad_answer_is_refused_with_a_fix(tmp_path, answers, message, fix, fixed):
+@pytest.mark.parametrize(
+    ("answers", "refused"),
+    [
+        pytest.param({"package_name": "class"}, ["package_name"], id="package"),
+        # the package and W&B names derived from the slug are spoilt too: cookiecutter renders them first
+        pytest.param({"project_slug": "../x"}, ["project_slug", "package_name", "wandb_project"], id="slug"),
+        pytest.param({"wandb_project": "a/b"}, ["wandb_project"], id="wandb-project"),
+        pytest.param({"wandb_entity": "my team"}, ["wandb_entity"], id="wandb-entity"),
+    ],
+)
+def test_a_bad_answer_is_refused_before_anything_is_written(tmp_path, capfd, answers, refused):
+    """One bad answer of each kind: the rules' messages, and not even the empty out/bad/ that cookiecutter
+    leaves when a pre-gen hook refuses the slug bad/slug."""
     out = tmp_path / "out"
     errors = _refusal(tmp_path, answers)
-    assert len(errors) == 1, errors
-    assert errors[0].startswith(f"ERROR: {message}"), errors
-    assert errors[0].endswith(f" {fix}"), errors
-
-    # the suggestion is itself an answer the template accepts
-    project = bake(REPO_ROOT, out, tmp_path / "cc", extra_context=fixed)
-    assert project.is_dir()
-    assert all(json.loads((project / ".cookiecutter.json").read_text())[k] == v for k, v in fixed.items())
-
-
-@pytest.mark.parametrize(("answers", "message", "fix", "fixed"), list(_cases()))
-def test_bad_answer_writes_nothing(tmp_path, capfd, answers, message, fix, fixed):
-    """Not even the empty out/bad/ that cookiecutter leaves when a pre-gen hook refuses the slug bad/slug."""
-    out = tmp_path / "out"
-    _refusal(tmp_path, answers)
+    assert [re.match(r"ERROR: (\w+) ", line).group(1) for line in errors] == refused
+    assert len(errors) == len(refused)
+    key, value = next(iter(answers.items()))
+    assert errors[0] == f"ERROR: {CHECKS[key](value)}"
     assert _leftovers(tmp_path, out) == []
     assert "Traceback" not in capfd.readouterr().err  # refused before any hook ran (cookiecutter logs hook failures)
 
@@ -159,11 +262,6 @@ def test_bad_answer_writes_nothing(tmp_path, capfd, answers, message, fix, fixed
 @pytest.mark.parametrize(
     ("answer", "error"),
     [
-        pytest.param(
-            "package_name=class",
-            "ERROR: package_name 'class' is a Python keyword. " + PACKAGE_FIX.format("my_class"),
-            id="keyword",
-        ),
         pytest.param(
             "project_slug=foo/bar",
             "ERROR: project_slug 'foo/bar' is not a usable folder name (letters, digits, '.', '_', '-', "
@@ -209,18 +307,6 @@ def test_a_long_project_name_on_the_command_line(tmp_path):
     result = _run_cookiecutter(tmp_path, out, "project_name=" + "a" * 300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert [p.name for p in out.iterdir()] == ["a" * NAME_LIMIT]
-
-
-def test_every_problem_is_reported_at_once(tmp_path):
-    """A slug with a '/' also spoils the package and W&B names derived from it: all three are named."""
-    out = tmp_path / "out"
-    errors = _refusal(tmp_path, {"project_slug": "../x"})
-    assert [re.match(r"ERROR: (\w+) ", line).group(1) for line in errors] == [
-        "project_slug",
-        "package_name",
-        "wandb_project",
-    ]
-    assert _leftovers(tmp_path, out) == []
 
 
 def test_refused_rebake_keeps_the_existing_project(tmp_path):
@@ -331,8 +417,8 @@ def test_good_answers_reach_the_config(tmp_path):
 def test_default_answers(tmp_path):
     project = bake(REPO_ROOT, tmp_path / "out", tmp_path / "cc")
     recorded = check_project(project, slug="sentiment-classifier")
-    defaults = template_prompts()
-    assert recorded["project_name"] == defaults["project_name"]
+    assert template_prompts()["task"][0] == recorded["task"] == "text_classification"  # the first choice
+    assert recorded["project_name"] == "Sentiment Classifier"  # the default name follows the task
     assert recorded["wandb_entity"] == ""
     config = yaml.safe_load((project / "configs" / "default.yaml").read_text(encoding="utf-8"))
     assert config["trainer"]["logger"]["init_args"]["entity"] is None  # empty answer: the user's default entity
@@ -373,11 +459,3 @@ def test_wandb_answers_reach_the_yaml_unchanged(tmp_path, answers):
 def test_free_text_answers_keep_the_python_valid(tmp_path, answers):
     project = bake(REPO_ROOT, tmp_path / "out", tmp_path / "cc", extra_context=answers)
     check_project(project)  # compiles every .py
-
-
-def test_bad_wandb_entity_is_refused(tmp_path):
-    errors = _refusal(tmp_path, {"wandb_entity": "my team"})
-    assert errors == [
-        "ERROR: wandb_entity 'my team' contains a space, which W&B does not accept. "
-        "Type e.g. 'my-team' (or leave it empty)."
-    ]

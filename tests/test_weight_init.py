@@ -143,10 +143,12 @@ def test_embeddings_kept_by_default_excluded_modules_untouched_and_padding_row_z
     assert not model.embedding.weight[0].any() and model.embedding.weight[1:].abs().max() <= 0.1
 
 
-class Word2VecInit(FitStartStep):
-    """Stands in for the word2vec initialiser (order 20): records what it finds, then writes the embedding."""
+class EmbeddingInit(FitStartStep):
+    """Stands in for the word2vec initialiser (order 20, declares it initialises the embeddings): records what it
+    finds, then writes the embedding."""
 
     fit_start_order = 20
+    initialises = frozenset({"embeddings"})
 
     def fit_start(self, trainer, pl_module):
         lstm = pl_module.rnn
@@ -162,7 +164,7 @@ class FinderProbe(FitStartStep):
 
 
 def test_runs_first_whatever_the_order_and_leaves_embeddings_to_word2vec():
-    word2vec, finder, init = Word2VecInit(), FinderProbe(), WeightInit(embedding="uniform")
+    word2vec, finder, init = EmbeddingInit(), FinderProbe(), WeightInit(embedding="uniform")
     torch.manual_seed(0)
     data = TextClassificationDataModule(limit=200, batch_size=32)
     model = TinyLSTM(data.vocab_size, data.num_classes)
