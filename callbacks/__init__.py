@@ -1,4 +1,4 @@
-"""Training tricks as Lightning callbacks (see TRICKS.md for the IDs cited in each class)."""
+"""Training tricks as Lightning callbacks (the IDs cited in each class are those of the tricks catalogue, README)."""
 
 from .best_metrics import BestMetrics
 from .clipping import AutoClip

@@ -1,4 +1,4 @@
-"""Adaptive gradient clipping (TRICKS T12): clip at a percentile of the gradient norms seen so far."""
+"""Adaptive gradient clipping (T12): clip at a percentile of the gradient norms seen so far."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Cyclical learning rates, one-cycle and SGDR warm restarts, set every optimizer step (TRICKS T02, T03).
+"""Cyclical learning rates, one-cycle and SGDR warm restarts, set every optimizer step (T02, T03).
 
 The schedules are pure functions of the step number and plain numbers, so they can be tested and
 plotted without a Trainer; ``CyclicLR`` only resolves the bounds at train start and writes
@@ -277,7 +277,7 @@ def find_lr_suggestion(trainer: Trainer, exclude: object = None) -> tuple[Option
 class CyclicLR(Callback):
     r"""Set the LR (and momentum) every optimizer step from a cyclical, one-cycle or SGDR schedule.
 
-    Implements TRICKS T02 (Smith 2017 cyclical LR: ``triangular``, ``triangular2``, ``exp_range``;
+    Implements T02 (Smith 2017 cyclical LR: ``triangular``, ``triangular2``, ``exp_range``;
     Smith & Topin 2018 ``one_cycle``; momentum cycled inversely to the LR) and T03 (Loshchilov &
     Hutter 2017 SGDR, ``cosine_restarts``, whose period ends are natural snapshot points).
 

@@ -1,4 +1,4 @@
-"""Early stopping that ends with the best weights, not the last ones (TRICKS T35), and that knows
+"""Early stopping that ends with the best weights, not the last ones (T35), and that knows
 how many validation examples one difference in its metric is.
 """
 

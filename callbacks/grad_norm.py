@@ -1,4 +1,4 @@
-"""The gradient norm before clipping, and how often clipping fires (TRICKS T10)."""
+"""The gradient norm before clipping, and how often clipping fires (T10)."""
 
 from __future__ import annotations
 
@@ -67,7 +67,8 @@ class GradNormMonitor(Callback):
         self.steps += 1
         self.clipped += int(clipped)
         pl_module.log("grad/norm", norm, on_step=True, on_epoch=False)
-        pl_module.log("grad/clip_rate", float(clipped), on_step=False, on_epoch=True)
+        # batch_size=1: the epoch's value is the share of its steps that clipped, not a batch-size-weighted mean
+        pl_module.log("grad/clip_rate", float(clipped), on_step=False, on_epoch=True, batch_size=1)
 
     @override
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

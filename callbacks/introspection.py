@@ -1,4 +1,4 @@
-"""Look inside the network at low frequency: gates, gradients, activations (TRICKS T56).
+"""Look inside the network at low frequency: gates, gradients, activations (T56).
 
 ``wandb.watch`` draws histograms of every tensor and silently drops NaN/Inf values; fastai's
 ActivationStats draws them too. This logs a few scalars a user can read at a glance (the norm of

@@ -1,4 +1,4 @@
-"""Read the train and validation loss curves and say what they mean (TRICKS T54).
+"""Read the train and validation loss curves and say what they mean (T54).
 
 The practitioners' table: train falls and validation falls — still learning; train falls and
 validation rises — overfitting; train falls and validation is flat — underfitting; both flat —
@@ -31,7 +31,7 @@ from .notices import notice
 from .reporting import report_alert, report_summary
 from .wandb_io import run_directory, write_report
 
-#: case -> (what the curves show, what to do). The first six are TRICKS T54's table.
+#: case -> (what the curves show, what to do). The first six are T54's table.
 CASES: dict[str, tuple[str, str]] = {
     "learning": ("train and validation loss both falling: still learning",
                  "keep training; nothing to change yet"),
@@ -191,7 +191,7 @@ class LossDiagnosis(Callback):
     The training loss of an interval is the mean of the step losses since the previous validation
     (read from ``training_step``'s output, so nothing needs to be logged); the validation loss is
     the ``val_loss`` metric. After each validation, :func:`diagnose` reads the last ``window``
-    points into one of the nine cases of :data:`CASES`: the six of TRICKS T54 (learning,
+    points into one of the nine cases of :data:`CASES`: the six of T54 (learning,
     overfitting, underfitting, plateau, architecture, data) plus ``stuck`` (at ln C),
     ``diverging`` and ``saturated`` (the training loss below ``saturated_share`` × ln C: trends of
     a near-zero loss are noise, so it is its own case). When the case changes, a console notice (a

@@ -1,4 +1,4 @@
-"""LR range test (TRICKS T01): sweep the learning rate, read a good one off the loss curve.
+"""LR range test (T01): sweep the learning rate, read a good one off the loss curve.
 
 Smith 2017 ("Cyclical Learning Rates for Training Neural Networks", arXiv 1506.01186) and
 fastai's ``lr_find``: train a few steps while the LR grows exponentially, smooth the loss, stop

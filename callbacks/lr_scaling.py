@@ -1,4 +1,4 @@
-"""Scale the LR linearly with the batch size (TRICKS T06)."""
+"""Scale the LR linearly with the batch size (T06)."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def linear_scale(batch_size: int, base_batch_size: int) -> float:
 class LinearLRScaling(Callback):
     r"""Multiply the LR by ``batch_size / base_batch_size`` once, when fitting starts.
 
-    TRICKS T06, Goyal et al. 2017 ("Accurate, Large Minibatch SGD"): when the minibatch grows by
+    T06, Goyal et al. 2017 ("Accurate, Large Minibatch SGD"): when the minibatch grows by
     k, multiply the LR by k. Use it when the LR in your config was tuned at another batch size
     (``base_batch_size``). It is opt-in, and redundant with an LR finder, which measures at the
     batch size it runs with; with both on, it warns. Goyal et al. pair large scale-ups with a

@@ -1,4 +1,4 @@
-"""Max-norm weight constraint (TRICKS T33): cap each unit's incoming weight vector after every step."""
+"""Max-norm weight constraint (T33): cap each unit's incoming weight vector after every step."""
 
 from __future__ import annotations
 

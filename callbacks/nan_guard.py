@@ -1,4 +1,4 @@
-"""Stop at the first NaN/Inf or finite loss blow-up, name it, and keep the last good checkpoint (TRICKS T55)."""
+"""Stop at the first NaN/Inf or finite loss blow-up, name it, and keep the last good checkpoint (T55)."""
 
 from __future__ import annotations
 

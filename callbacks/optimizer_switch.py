@@ -1,4 +1,4 @@
-"""Start with Adam, switch to SGD with momentum near convergence (TRICKS T05, SWATS)."""
+"""Start with Adam, switch to SGD with momentum near convergence (T05, SWATS)."""
 
 from __future__ import annotations
 

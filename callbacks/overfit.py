@@ -1,4 +1,4 @@
-"""Overfit a few fixed batches before tuning anything; pass or fail out loud (TRICKS T51).
+"""Overfit a few fixed batches before tuning anything; pass or fail out loud (T51).
 
 Karpathy ("A Recipe for Training Neural Networks"): a model with regularisation off must drive
 the loss on a handful of batches to about zero. If it cannot, no amount of tuning will help:

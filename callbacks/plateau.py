@@ -1,4 +1,4 @@
-"""Halve the LR when the validation metric stops improving (TRICKS T04)."""
+"""Halve the LR when the validation metric stops improving (T04)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def _plain(value: Any) -> Any:
 class HalveOnPlateau(Callback):
     r"""Multiply the LR by ``factor`` (½) when the monitored validation metric did not improve.
 
-    TRICKS T04: "start SGD at 1.0 or 0.1, check the validation set periodically, halve the LR if the
+    T04: "start SGD at 1.0 or 0.1, check the validation set periodically, halve the LR if the
     cost did not go down". This wraps ``torch.optim.lr_scheduler.ReduceLROnPlateau`` on every
     optimizer of the run and steps it after each validation (never during the sanity check). Unlike
     a scheduler returned from ``configure_optimizers`` with a ``monitor``, it never fails when the

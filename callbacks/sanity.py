@@ -1,4 +1,4 @@
-"""Pre-flight checks at the start of training (TRICKS T50, T52, T53).
+"""Pre-flight checks at the start of training (T50, T52, T53).
 
 Cheap checks that catch the bugs which otherwise cost a day of tuning: far more parameters than
 training examples (T50); batches that are empty, non-finite, all zeros, repeated, single-class or
@@ -27,7 +27,6 @@ from .reporting import report_summary
 from .wandb_io import run_directory, write_report
 
 LABEL_KEYS = ("labels", "label", "targets", "target", "y")
-STATUSES = ("ok", "warn", "fail")
 _STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
 

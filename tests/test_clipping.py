@@ -15,7 +15,7 @@ from callbacks.clipping import AutoClip, percentile_threshold
 from callbacks.grad_norm import GradNormMonitor
 from callbacks.wandb_io import read_offline_run
 from datamodules import TextClassificationDataModule
-from tests.test_weight_init import RNGState
+from tests.helpers_callbacks import RNGState
 
 
 def fit(model_class, callbacks, *, epochs=2, ckpt_path=None, logger=False, clip=None, seed=0):

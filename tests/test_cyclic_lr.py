@@ -20,6 +20,7 @@ from callbacks.cyclic_lr import (
     triangular_lr,
 )
 from datamodules import TextClassificationDataModule
+from tests.helpers_callbacks import Preempt, Preempted, Recorder
 
 STEPS_PER_EPOCH = 8  # MR with limit=400, batch_size=32: 252 training sentences
 
@@ -101,21 +102,6 @@ def test_cosine_restarts_with_a_fractional_period_restarts_at_eta_max():
 # ------------------------------------------------------------------ the callback in real fits
 
 
-class Recorder(Callback):
-    """The LR and momentum of every param group, read just before each optimizer step."""
-
-    def __init__(self) -> None:
-        self.lrs: dict[int, list[float]] = {}
-        self.momenta: dict[int, float] = {}
-
-    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
-        self.lrs[trainer.global_step] = [group["lr"] for group in optimizer.param_groups]
-        group = optimizer.param_groups[0]
-        momentum = group["betas"][0] if "betas" in group else group.get("momentum")
-        if momentum is not None:
-            self.momenta[trainer.global_step] = momentum
-
-
 class FakeFinder(Callback):
     """What the LR finder leaves behind for CyclicLR: a float ``suggestion``, set at fit start."""
 
@@ -125,22 +111,6 @@ class FakeFinder(Callback):
 
     def on_fit_start(self, trainer, pl_module) -> None:
         self.suggestion = self._value
-
-
-class Preempted(Exception):
-    pass
-
-
-class Preempt(Callback):
-    """Save a checkpoint mid-epoch after ``at_step`` optimizer steps, then die like a preempted job."""
-
-    def __init__(self, at_step: int, path) -> None:
-        self.at_step, self.path = at_step, path
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step == self.at_step:
-            trainer.save_checkpoint(self.path)
-            raise Preempted
 
 
 def fit(model_class, callbacks, *, epochs=2, lr=0.05, optimizer=None, ckpt_path=None, seed=0, logger=False):

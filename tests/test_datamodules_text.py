@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections import Counter
@@ -15,8 +16,10 @@ from datamodules import (
     pad_collate,
     read_bundled,
     stratified_split,
+    text_io,
     tokenize,
 )
+from datamodules import text as text_module
 
 
 def write_csv(path, rows, header="text,label", sep=","):
@@ -76,6 +79,30 @@ def test_bundled_mr_split_sizes_and_balance():
     splits = dm._load_splits()
     assert {name: len(part) for name, part in splits.items()} == {"train": 5372, "val": 598, "test": 2560}
     assert dm.labels == ["negative", "positive"] and dm.num_classes == 2
+
+
+def test_the_bundled_csv_is_parsed_once_and_every_caller_gets_its_own_list(monkeypatch):
+    parsed = []
+    real = text_io._read_bundled_csv
+
+    def counting(source):
+        parsed.append(source)
+        return real(source)
+
+    text_io._bundled_examples.cache_clear()
+    monkeypatch.setattr(text_io, "_read_bundled_csv", counting)
+    first = read_bundled("mr")
+    lines = [e.line for e in first]
+    first.reverse()
+    del first[:100]  # a caller's list is its own
+    second = read_bundled("mr")
+    assert parsed == ["rotten_tomatoes"]  # the second call did not read the file again
+    assert second is not first and [e.line for e in second] == lines and len(second) == 8530
+    TextClassificationDataModule(limit=100)._load_splits()  # a data module reads through the same cache
+    assert parsed == ["rotten_tomatoes"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        second[0].text = "changed"  # the cached examples themselves cannot change
+    assert len(read_bundled("imdb")) == 25_000 and parsed == ["rotten_tomatoes", "imdb"]  # one parse per set
 
 
 def test_vocabulary_is_built_on_the_training_split_only(tmp_path):
@@ -320,15 +347,28 @@ def test_training_tokens_hold_no_validation_or_test_text(tmp_path):
     assert data.unlabelled_tokens() == []
 
 
-def test_unlabelled_corpus_from_a_file_and_from_the_bundled_imdb(tmp_path):
+def test_unlabelled_corpus_from_a_file_and_from_the_bundled_imdb(tmp_path, monkeypatch):
     corpus = tmp_path / "extra.txt"
     corpus.write_text("An qqextra <br />REVIEW\n\nsecond line\n", encoding="utf-8")
     data = TextClassificationDataModule(limit=200, unlabelled=str(corpus))
     assert data.unlabelled_tokens() == [["an", "qqextra", "review"], ["second", "line"]]
     assert "qqextra" not in data.vocab.stoi  # the vocabulary stays the training split's
-    imdb = TextClassificationDataModule(limit=200, unlabelled="imdb")
-    texts = imdb.unlabelled_tokens()
-    assert len(texts) == 25_000 and sum(map(len, texts)) > 5_000_000
+    reviews = read_bundled("imdb")
+    assert len(reviews) == 25_000
+    # tokenising all 25,000 takes seconds: the data module gets every 25th review, both labels, from its reader
+    sample = reviews[::25]
+    assert Counter(e.label for e in sample) == {"negative": 500, "positive": 500}
+    asked = []
+
+    def bundled(name):
+        asked.append(name)
+        return sample if name == "imdb" else read_bundled(name)
+
+    monkeypatch.setattr(text_module, "read_bundled", bundled)
+    texts = TextClassificationDataModule(limit=200, unlabelled="imdb").unlabelled_tokens()
+    assert "imdb" in asked and len(texts) == len(sample)  # one list per review, none empty
+    assert texts[0] == tokenize(sample[0].text) and not any("br" in tokens for tokens in texts)  # no <br /> left
+    assert len(reviews) / len(sample) * sum(map(len, texts)) > 5_000_000  # over 5 million tokens in all
 
 
 def test_imdb_gets_a_seeded_stratified_held_out_split():

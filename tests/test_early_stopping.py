@@ -9,7 +9,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from callbacks.early_stopping import EarlyStopping
-from tests.test_weight_init import RNGState, fit
+from tests.helpers_callbacks import RNGState, fit
 
 
 class Snapshots(Callback):

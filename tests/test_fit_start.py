@@ -51,7 +51,7 @@ def test_the_lr_finder_sweeps_from_and_restores_to_the_initialised_weights(tiny_
 
 
 def test_weight_init_then_word2vec_then_the_lr_finder_whatever_the_config_order(tiny_model_class, tmp_path):
-    """DESIGN's fit-start order with the real callbacks, listed backwards: each sees the previous one's work."""
+    """The fit-start order (callbacks/fit_start.py) with the real callbacks, listed backwards: each sees the previous one's work."""
     from callbacks import WeightInit, Word2VecInit
 
     journal: list = []

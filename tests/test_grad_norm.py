@@ -15,7 +15,8 @@ from callbacks import GradNormMonitor, read_offline_run
 from datamodules import TextClassificationDataModule
 
 
-def fit(model_class, *, clip, epochs=2, logger=False, ckpt_path=None, callbacks=(), monitor=None, seed=0):
+def fit(model_class, *, clip, epochs=2, logger=False, ckpt_path=None, callbacks=(), monitor=None, seed=0,
+        algorithm="norm"):
     torch.manual_seed(seed)
     data = TextClassificationDataModule(limit=400, batch_size=32)
     model = model_class(data.vocab_size, data.num_classes)
@@ -23,6 +24,7 @@ def fit(model_class, *, clip, epochs=2, logger=False, ckpt_path=None, callbacks=
     trainer = Trainer(
         max_epochs=epochs,
         gradient_clip_val=clip,
+        gradient_clip_algorithm=algorithm,
         callbacks=[monitor, *callbacks],
         logger=logger,
         log_every_n_steps=1,
@@ -68,14 +70,23 @@ def test_every_step_clipped_with_a_tiny_threshold(tiny_model_class):
 
 
 def test_value_clipping_counts_steps_with_any_gradient_above_the_value(tiny_model_class):
-    torch.manual_seed(0)
-    data = TextClassificationDataModule(limit=400, batch_size=32)
-    model = tiny_model_class(data.vocab_size, data.num_classes)
-    monitor = GradNormMonitor()
-    trainer = Trainer(max_epochs=1, gradient_clip_val=1e9, gradient_clip_algorithm="value", callbacks=[monitor],
-                      logger=False, enable_progress_bar=False, enable_checkpointing=False, num_sanity_val_steps=0)
-    trainer.fit(model, datamodule=data)
-    assert monitor.steps > 0 and monitor.clipped == 0
+    """gradient_clip_algorithm="value" clips each entry: a step counts as clipped when its largest
+    gradient entry exceeds the value, whatever the global norm."""
+
+    _, reference, _ = fit(tiny_model_class, clip=None, epochs=1)
+    threshold = statistics.median(reference.preclip_max_abs)
+    assert min(reference.preclip_max_abs) < threshold < max(reference.preclip_max_abs)
+    trainer, model, monitor = fit(tiny_model_class, clip=threshold, epochs=1, algorithm="value")
+    # the model's own record of the steps' largest entries, before clipping
+    clipped = [value > threshold for value in model.preclip_max_abs]
+    assert 0 < sum(clipped) < len(clipped) == monitor.steps == trainer.global_step
+    assert monitor.clipped == sum(clipped)
+    # the epoch's rate is the share of its steps that clipped (the last batch is smaller: not weighted by size)
+    rate = sum(clipped) / len(clipped)
+    assert float(trainer.callback_metrics["grad/clip_rate"]) == pytest.approx(rate, rel=1e-6)
+    # the value rule, not the norm rule: the global norm (never below the largest entry) exceeds the
+    # threshold on more steps
+    assert sum(norm > threshold for norm in model.preclip_norms) > sum(clipped)
 
 
 def test_resume_continues_the_counts(tmp_path, tiny_model_class):

@@ -395,7 +395,7 @@ def test_good_answers_are_recorded_exactly(tmp_path):
 def test_good_answers_reach_the_config(tmp_path):
     project = bake(REPO_ROOT, tmp_path / "out", tmp_path / "cc", extra_context=GOOD)
     text = (project / "configs" / "default.yaml").read_text(encoding="utf-8")
-    assert re.search(r"^\s*entity: \"?acme\"?\s", text, re.M), "default.yaml has no `entity: acme`"
+    assert re.search(r"^\s*entity: \"?acme\"?\s", text, re.MULTILINE), "default.yaml has no `entity: acme`"
     config = yaml.safe_load(text)
     logger = config["trainer"]["logger"]
     assert logger["class_path"] == "spam_detector.wandb_logger.WandbLogger"

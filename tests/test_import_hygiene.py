@@ -1,6 +1,5 @@
-"""callbacks/ and datamodules/ are plain, self-contained Python (DESIGN.md, "Rules for callbacks/ and
-datamodules/"): they are copied verbatim into ``src/<package>/`` of every generated project, so they
-must not use Jinja, must import their siblings relatively, and must not import each other."""
+"""callbacks/ and datamodules/ are plain, self-contained Python: they are copied verbatim into
+``src/<package>/`` of every generated project, so they must not use Jinja, must import their siblings relatively, and must not import each other."""
 
 from __future__ import annotations
 

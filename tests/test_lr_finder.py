@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import glob
+import itertools
 import logging
 import math
 import os
@@ -20,6 +21,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from callbacks import LRFinder, assess_curve, read_offline_run, suggest_lr
 from callbacks.lr_finder import divergence_index, exponential_sweep, linear_sweep, smooth
 from datamodules import TextClassificationDataModule
+from tests.helpers_callbacks import Preempt, Preempted, Recorder
 
 
 # ---------------------------------------------------------------------------- pure functions
@@ -144,9 +146,9 @@ class Snapshot(Callback):
 
 
 def run(tiny_model_class, finder, *, epochs=1, seed=0, optimizer="adam", callbacks=(), after=(), ckpt_path=None,
-        logger=False, model=None, **trainer_kwargs):
+        logger=False, model=None, batch_size=32, **trainer_kwargs):
     torch.manual_seed(seed)
-    data = TextClassificationDataModule(limit=300, batch_size=32)
+    data = TextClassificationDataModule(limit=300, batch_size=batch_size)
     model = model or tiny_model_class(data.vocab_size, data.num_classes, lr=0.01, optimizer=optimizer)
     trainer = Trainer(
         max_epochs=epochs, callbacks=[*callbacks, finder, *after], logger=logger, enable_progress_bar=False,
@@ -194,10 +196,62 @@ def test_immediate_divergence_keeps_the_configured_lr_with_a_warning(tiny_model_
 
 
 def test_runs_again_at_the_given_epochs_and_on_validation_loss(tiny_model_class):
-    finder = LRFinder(min_lr=1e-5, max_lr=10.0, num_steps=30, epochs=[1], val_batches=2)
-    run(tiny_model_class, finder, epochs=2)
+    """val_batches=2: each point of a sweep's curve is the mean loss on the first two validation batches
+    under the weights its training step left (evaluated again here), not that step's training loss."""
+
+    class Recording(tiny_model_class):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.stepped: list[tuple[int, float, dict]] = []  # (epoch, LR, weights after) per optimizer step
+            self.train_losses: list[tuple[int, float]] = []  # (epoch, loss) per training-mode training_step
+
+        def training_step(self, batch, batch_idx):
+            loss = super().training_step(batch, batch_idx)
+            if torch.is_grad_enabled():  # the finder evaluates held-out batches through training_step, without
+                self.train_losses.append((self.trainer.current_epoch, float(loss.detach())))
+            return loss
+
+        def optimizer_step(self, *args, **kwargs):
+            super().optimizer_step(*args, **kwargs)
+            lr = self.trainer.optimizers[0].param_groups[0]["lr"]
+            self.stepped.append((self.trainer.current_epoch, lr, copy.deepcopy(self.state_dict())))
+
+    class Curves(Callback):
+        """The finder's curve as each epoch starts (after the finder, which sweeps first)."""
+
+        def __init__(self) -> None:
+            self.curves: dict[int, tuple[list[float], list[float]]] = {}
+
+        def on_train_epoch_start(self, trainer, pl_module):
+            self.curves[trainer.current_epoch] = (list(finder.lrs), list(finder.losses))
+
+    data = TextClassificationDataModule(limit=300, batch_size=8)
+    data.setup("fit")
+    assert len(data.val_dataloader()) == 3  # the sweep takes the first two of three
+    held_out = list(itertools.islice(data.val_dataloader(), 2))
+    probe = tiny_model_class(data.vocab_size, data.num_classes)
+
+    def validation_loss(weights: dict) -> float:
+        probe.load_state_dict(weights)
+        with torch.no_grad():
+            losses = [torch.nn.functional.cross_entropy(probe(b["tokens"]), b["labels"]) for b in held_out]
+        return float(sum(losses) / len(losses))
+
+    torch.manual_seed(0)
+    model = Recording(data.vocab_size, data.num_classes, lr=0.01, optimizer="adam")
+    finder, curves = LRFinder(min_lr=1e-5, max_lr=10.0, num_steps=30, epochs=[1], val_batches=2), Curves()
+    run(tiny_model_class, finder, epochs=2, model=model, after=[curves], batch_size=8)
     assert finder.done == ["fit", "epoch 1"]
-    assert finder.steps_run <= 30
+    assert finder.steps_run == len(curves.curves[1][0])
+    plan = exponential_sweep(1e-5, 10.0, 30)
+    for epoch in (0, 1):  # the sweep at fit start, then the one at the start of epoch 1
+        lrs, losses = curves.curves[epoch]
+        assert 10 <= len(lrs) <= 30 and lrs == pytest.approx(plan[: len(lrs)])
+        sweep = [(lr, weights) for e, lr, weights in model.stepped if e == epoch][: len(lrs)]  # the sweep comes first
+        assert [lr for lr, _ in sweep] == pytest.approx(lrs)  # the LR each point's step was taken with
+        assert losses == pytest.approx([validation_loss(weights) for _, weights in sweep], rel=1e-5)
+        training = [loss for e, loss in model.train_losses if e == epoch][: len(lrs)]
+        assert max(abs(a - b) for a, b in zip(losses, training)) > 1e-3  # not the training-loss curve
 
 
 def test_skipped_on_resume(tmp_path, tiny_model_class):
@@ -433,7 +487,6 @@ def test_finder_then_cyclic_schedule_resume_mid_epoch_on_the_same_trajectory(tmp
     """T01 + T02: the finder sets the cycle's bounds once; a run stopped mid-epoch and resumed
     follows the uninterrupted LR trajectory step for step, and does not sweep again."""
     from callbacks import CyclicLR
-    from tests.test_cyclic_lr import Preempt, Preempted, Recorder
 
     def tricks():
         return LRFinder(min_lr=1e-5, max_lr=10.0, num_steps=40), CyclicLR("triangular2", step_size_epochs=1.5)

@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from callbacks.max_norm import MaxNorm, default_parameters
-from tests.test_weight_init import fit
+from tests.helpers_callbacks import fit
 
 
 def row_norms(weight: torch.Tensor) -> torch.Tensor:

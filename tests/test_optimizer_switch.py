@@ -14,7 +14,7 @@ from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from callbacks.optimizer_switch import OptimizerSwitch
-from tests.test_weight_init import RNGState, fit
+from tests.helpers_callbacks import RNGState, fit
 
 STEPS_PER_EPOCH = 8  # 400 MR sentences → 252 training examples → 8 batches of 32
 
@@ -145,7 +145,7 @@ from callbacks.early_stopping import EarlyStopping
 from callbacks.optimizer_switch import OptimizerSwitch
 from callbacks.weight_init import WeightInit
 from datamodules import TextClassificationDataModule
-from tests.test_weight_init import TinyLSTM
+from tests.helpers_callbacks import TinyLSTM
 
 class Report(Callback):
     def __init__(self):

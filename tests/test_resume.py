@@ -14,7 +14,7 @@ from callbacks.resume import ResumableCheckpoint, finished_marker, rng_states, s
 from datamodules import TextClassificationDataModule
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from tests.test_weight_init import TinyLSTM
+from tests.helpers_callbacks import TinyLSTM
 
 
 class DropoutLSTM(TinyLSTM):

@@ -8,71 +8,16 @@ import math
 
 import pytest
 import torch
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
 
 from callbacks.fit_start import FitStartStep
 from callbacks.wandb_io import read_offline_run
 from callbacks.weight_init import SCHEMES, WeightInit
 from datamodules import TextClassificationDataModule
-
-
-class TinyLSTM(LightningModule):
-    """Embedding 16 → LSTM → linear on the bundled MR text; logs val/loss and val/acc."""
-
-    def __init__(self, vocab_size: int, num_classes: int, lr: float = 0.01, optimizer: str = "adam",
-                 hidden_size: int = 12) -> None:
-        super().__init__()
-        self.embedding = nn.Embedding(vocab_size, 16, padding_idx=0)
-        self.rnn = nn.LSTM(16, hidden_size, batch_first=True)
-        self.head = nn.Linear(hidden_size, num_classes)
-        self.lr = lr
-        self.optimizer_name = optimizer
-
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        packed = pack_padded_sequence(self.embedding(tokens), lengths.cpu(), batch_first=True, enforce_sorted=False)
-        _, (hidden, _) = self.rnn(packed)
-        return self.head(hidden[-1])
-
-    def training_step(self, batch, batch_idx):
-        loss = nn.functional.cross_entropy(self(batch["tokens"], batch["lengths"]), batch["labels"])
-        self.log("train/loss", loss)
-        return loss
-
-    def validation_step(self, batch, batch_idx):
-        logits = self(batch["tokens"], batch["lengths"])
-        self.log("val/loss", nn.functional.cross_entropy(logits, batch["labels"]))
-        self.log("val/acc", (logits.argmax(-1) == batch["labels"]).float().mean())
-
-    def configure_optimizers(self):
-        if self.optimizer_name == "adam":
-            return torch.optim.Adam(self.parameters(), lr=self.lr)
-        return torch.optim.SGD(self.parameters(), lr=self.lr, momentum=0.9)
-
-
-class RNGState(Callback):
-    """Carry torch's global RNG in checkpoints, so a resumed run shuffles and drops out like an uninterrupted one."""
-
-    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
-        checkpoint["test_rng_state"] = torch.get_rng_state()
-
-    def on_load_checkpoint(self, trainer, pl_module, checkpoint):
-        torch.set_rng_state(checkpoint["test_rng_state"])
-
-
-def fit(callbacks, *, epochs=1, ckpt_path=None, logger=False, seed=0, lr=0.01, optimizer="adam", limit=400, **trainer):
-    torch.manual_seed(seed)
-    data = TextClassificationDataModule(limit=limit, batch_size=32)
-    model = TinyLSTM(data.vocab_size, data.num_classes, lr=lr, optimizer=optimizer)
-    trainer = Trainer(max_epochs=epochs, callbacks=list(callbacks), logger=logger, log_every_n_steps=1,
-                      enable_progress_bar=False, enable_model_summary=False,
-                      enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
-                      num_sanity_val_steps=0, **trainer)
-    trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
-    return trainer, model
+from tests.helpers_callbacks import TinyLSTM, fit
 
 
 def gate_blocks(weight: torch.Tensor, hidden: int) -> list[torch.Tensor]:

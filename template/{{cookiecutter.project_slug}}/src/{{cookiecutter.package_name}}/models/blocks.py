@@ -1,6 +1,6 @@
 """What every task's recurrent classifier shares: the regularisers, the T44 front-end, pooling and the training loop.
 
-TRICKS: T08 (any torch optimizer from the config, Adam by default), T11 (mean-reduced loss, so
+Tricks: T08 (any torch optimizer from the config, Adam by default), T11 (mean-reduced loss, so
 clipping thresholds do not depend on the batch size), T30 (dropout only on the non-recurrent
 connections), T31 (locked/variational dropout, DropConnect on the hidden-to-hidden weights),
 T32 (weight-decay parameter groups: none on biases, norms and embeddings; separate decay for the
