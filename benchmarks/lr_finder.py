@@ -368,7 +368,7 @@ def plot(report: dict, path: Path, dataset: str = "MR", optimizer: str = "adam",
     import matplotlib.pyplot as plt
 
     try:
-        from callbacks.lr_finder import smooth
+        from callbacks.lr_curve import smooth
     except ImportError:  # the same bias-corrected EMA
         def smooth(values: list[float], beta: float = 0.98) -> list[float]:
             avg, out = 0.0, []

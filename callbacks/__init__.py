@@ -10,7 +10,8 @@ from .figures import ConfusionMatrix, DataExamples
 from .grad_norm import GradNormMonitor
 from .introspection import Introspection
 from .loss_diagnosis import CASES, LossDiagnosis, diagnose
-from .lr_finder import LRFinder, assess_curve, suggest_lr
+from .lr_curve import assess_curve, suggest_lr
+from .lr_finder import LRFinder
 from .lr_scaling import LinearLRScaling
 from .max_norm import MaxNorm
 from .nan_guard import LossBlowUpError, NaNGuard, NonFiniteError

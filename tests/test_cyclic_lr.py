@@ -8,8 +8,8 @@ import pytest
 import torch
 from lightning.pytorch import Callback, Trainer
 
-from callbacks.cyclic_lr import (
-    CyclicLR,
+from callbacks.cyclic_lr import CyclicLR
+from callbacks.schedules import (
     CyclicSchedule,
     cosine_restarts_lr,
     cyclic_momentum,

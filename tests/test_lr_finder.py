@@ -19,7 +19,7 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from callbacks import LRFinder, assess_curve, read_offline_run, suggest_lr
-from callbacks.lr_finder import divergence_index, exponential_sweep, linear_sweep, smooth
+from callbacks.lr_curve import divergence_index, exponential_sweep, linear_sweep, smooth
 from datamodules import TextClassificationDataModule
 from tests.helpers_callbacks import Preempt, Preempted, Recorder
 
