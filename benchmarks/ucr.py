@@ -11,12 +11,12 @@ accuracy: GunPoint, ItalyPowerDemand, ArrowHead (UCR) and BasicMotions (UEA, 6 c
 their official train/test splits (the data module carves its stratified, seeded validation split
 from the training part), ``--seeds`` seeds, the variants interleaved (A B C A B C ...):
 
-* A, the recommended default: the shipped default.yaml + ``RECOMMENDED`` (``--model.pooling max
+* A, the recommended default, now what default.yaml ships: ``RECOMMENDED`` (``--model.pooling max
   --model.downsample 4``: max over time, the T44 strided Conv1D front-end at stride 4), chosen on the
   best validation loss of one seed on GunPoint, ItalyPowerDemand and ArrowHead among pooling
   last/max/mean, LSTM/GRU, dropout 0.5/0.2, batch 32/16/8 and the front-end off/stride 2/stride 4
   (the test split chose nothing),
-* vanilla: default.yaml + configs/presets/vanilla.yaml, nothing else (plain Lightning, the shipped model),
+* vanilla: default.yaml + configs/presets/vanilla.yaml, nothing else (plain Lightning: the last state, no front-end),
 * the default with pooling max only (front-end off) and with the front-end at stride 2,
 * vanilla with A's model (``--model.pooling max --model.downsample 4``): the same model without the tricks.
 
@@ -74,7 +74,7 @@ VANILLA = "vanilla"
 VARIANTS = {
     DEFAULT: RECOMMENDED,
     VANILLA: ["--config", "configs/presets/vanilla.yaml"],
-    "default + pooling max, no front-end": POOLING,
+    "default + pooling max, no front-end": [*POOLING, "--model.downsample", "1"],
     "default + pooling max + T44 front-end, stride 2": [*POOLING, "--model.downsample", "2"],
     "vanilla + pooling max + T44 front-end, stride 4 (the recommended model, no tricks)":
         ["--config", "configs/presets/vanilla.yaml", *RECOMMENDED],
@@ -82,7 +82,7 @@ VARIANTS = {
 REFERENCES = ("InceptionTime", "HC2")
 LENGTHS = (100, 1000, 10000)
 LENGTH_VARIANTS = {
-    "no front-end": [],
+    "no front-end": ["--model.downsample", "1"],
     "T44 front-end, stride 2": ["--model.downsample", "2"],
     "T44 front-end, stride 4": ["--model.downsample", "4"],
 }
@@ -226,7 +226,9 @@ def accuracy_summary(results: dict) -> dict:
              for d in table}
     close = {d: d in reference and default in table[d] and table[d][default]["test"][0] >= reference[d] - 0.02
              for d in table}
-    return {"table": table, "costs": costs, "ahead": ahead, "close": close,
+    margins = {d: table[d][default]["test"][0] - table[d][VANILLA]["test"][0] for d in table
+               if default in table[d] and VANILLA in table[d]}
+    return {"table": table, "costs": costs, "ahead": ahead, "close": close, "margins": margins,
             "failures": [r for r in results["runs"] if "error" in r]}
 
 
@@ -269,7 +271,8 @@ def render_accuracy(results: dict) -> str:
     lines += [
         "",
         (f"Target: A ahead of vanilla on every set: **{'met' if n_ahead == len(table) else 'not met'}** "
-        f"({n_ahead} of {len(table)}: {', '.join(d for d, v in s['ahead'].items() if v) or 'none'}). "
+        f"({n_ahead} of {len(table)}: {', '.join(d for d, v in s['ahead'].items() if v) or 'none'}; margins "
+        f"{', '.join(f'{d} {margin * 100:+.1f}' for d, margin in s['margins'].items())} points). "
         f"A within 2 points of InceptionTime on at least {need} of the {len(table)} sets: "
         f"**{'met' if n_close >= need else 'not met'}** ({n_close}: {', '.join(d for d, v in s['close'].items() if v) or 'none'}; "
         "BasicMotions has no reference here)."),
@@ -459,7 +462,9 @@ def plot_length(results: dict, path: Path) -> None:
 
 def write(stem: str, results: dict, render: Callable[[dict], str], plot: Callable[[dict, Path], None]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=1))
+    head = json.dumps({k: v for k, v in results.items() if k != "runs"}, indent=1)
+    runs = ",\n".join("  " + json.dumps(row) for row in results["runs"])  # one run per line
+    (RESULTS / f"{stem}.json").write_text(f'{head[:-2]},\n "runs": [\n{runs}\n ]\n}}\n')
     (RESULTS / f"{stem}.md").write_text(render(results))
     plot(results, RESULTS / f"{stem}.png")
     print(f"wrote {RESULTS / stem}.md, .json, .png", flush=True)
