@@ -232,9 +232,9 @@ def test_a_one_example_gain_is_not_an_improvement_but_two_are(tmp_path, notices)
     assert line == ("EarlyStopping: the validation split is small for choosing epochs by val/acc: 70 validation examples "
                     "(< 400): one example is 1.4 points of accuracy, and at 90% accuracy its standard error is 3.6 "
                     "points, more than epochs usually differ by; class 'spam' has 9 validation examples (< 50): its "
-                    "share of the errors is measured on a handful. Raise data.val_fraction: 0.2 doubles the split (on "
-                    "4,000 MR sentences it chose epochs that tested 1.8 points higher; selecting on val/loss tested 1.0 "
-                    "lower).")
+                    "share of the errors is measured on a handful. Raise data.val_fraction, or give a larger val_path (on "
+                    "4,000 MR sentences 0.2 instead of 0.1 chose epochs that tested 1.8 points higher; selecting on "
+                    "val/loss instead tested 1.0 lower).")
 
 
 def test_validation_size_problems_in_words():
