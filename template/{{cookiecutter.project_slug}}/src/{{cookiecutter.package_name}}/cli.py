@@ -90,7 +90,7 @@ class ProjectTrainer(Trainer):
 class ModelSummary(RichModelSummary):
     """Lightning's rich model summary, without FLOPs when Lightning could not count them.
 
-    A text model has no example input of fixed shape, so Lightning's summary shows a column of
+    A model of variable-length inputs has no example input of fixed shape, so Lightning's summary shows a column of
     zeros and "Total FLOPs: 0", a number that only misleads.
     """
 
