@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence, Sized
 from typing import Any
 
 import torch
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler, SequentialSampler
 
 
 def global_seed() -> int:
@@ -230,3 +230,22 @@ class ResumableLoader(DataLoader):
 
     def load_state_dict(self, state_dict: dict[str, int]) -> None:
         self._resume_at = {"epoch": int(state_dict["epoch"]), "batches": int(state_dict["batches"])}
+
+
+def resumable_loader(dataset: Any, collate_fn: Any, batch_size: int, *, shuffle: bool = False,
+                     lengths: Sequence[int] | None = None, labels: Sequence[int] | None = None,
+                     bucket_size: int = 50, num_workers: int = 0) -> ResumableLoader:
+    """The loader every task's data module builds: resumable mid-epoch, reshuffled every epoch when ``shuffle`` (T42).
+
+    With ``lengths``, batches of similar lengths (``BucketBatchSampler``, T43); with ``labels`` as well, each
+    bucketed batch keeps the class mix. Without ``lengths``, plain batches in the sampler's order.
+    """
+    order: Sampler = EpochShuffle(dataset) if shuffle else SequentialSampler(dataset)
+    if lengths is not None:
+        batches: SkippableBatchSampler = BucketBatchSampler(
+            order, batch_size, False, list(lengths), bucket_size, shuffle=shuffle, labels=labels
+        )
+    else:
+        batches = SkippableBatchSampler(order, batch_size, False)
+    return ResumableLoader(dataset, batch_sampler=batches, num_workers=num_workers,
+                           persistent_workers=num_workers > 0, collate_fn=collate_fn)

@@ -20,9 +20,9 @@ from typing import Any, Literal, Optional
 import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader, Dataset, SequentialSampler
+from torch.utils.data import DataLoader, Dataset
 
-from .sampler import BucketBatchSampler, EpochShuffle, ResumableLoader, SkippableBatchSampler
+from .sampler import resumable_loader
 from .sequence_io import (
     CSV_FORMATS,
     LAYOUTS,
@@ -514,21 +514,13 @@ class SequenceClassificationDataModule(LightningDataModule):
 
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
         dataset = self.datasets[name]
-        common: dict[str, Any] = {
-            "num_workers": self.num_workers,
-            "persistent_workers": self.num_workers > 0,
-            "collate_fn": pad_series,
-        }
-        order = EpochShuffle(dataset) if shuffle else SequentialSampler(dataset)
         lengths = dataset.lengths
-        if self.bucketing and name != "predict" and len(set(lengths)) > 1:  # predictions keep the input order
-            labels = dataset.labels if shuffle and self.stratified_batches else None  # training batches keep the mix
-            batches: SkippableBatchSampler = BucketBatchSampler(
-                order, self.batch_size, False, lengths, self.bucket_size, shuffle=shuffle, labels=labels
-            )
-        else:
-            batches = SkippableBatchSampler(order, self.batch_size, False)
-        return ResumableLoader(dataset, batch_sampler=batches, **common)  # resumable mid-epoch
+        bucketed = self.bucketing and name != "predict" and len(set(lengths)) > 1  # predictions keep the input order
+        return resumable_loader(
+            dataset, pad_series, self.batch_size, shuffle=shuffle, lengths=lengths if bucketed else None,
+            labels=dataset.labels if shuffle and self.stratified_batches else None,  # training batches keep the mix
+            bucket_size=self.bucket_size, num_workers=self.num_workers,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)  # T42: a new order every epoch

@@ -19,9 +19,9 @@ from typing import Any, Literal, Optional, Union
 
 import torch
 from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader, Dataset, SequentialSampler
+from torch.utils.data import DataLoader, Dataset
 
-from .sampler import BucketBatchSampler, EpochShuffle, ResumableLoader, SkippableBatchSampler
+from .sampler import resumable_loader
 from .splits import line_list, say, stratified_split
 from .text_io import BUNDLED, SUFFIXES, Example, read_bundled, read_examples, read_texts, tokenize
 from .vocab import Vocabulary
@@ -510,21 +510,13 @@ class TextClassificationDataModule(LightningDataModule):
 
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
         dataset = self.datasets[name]
-        common: dict[str, Any] = {
-            "num_workers": self.num_workers,
-            "persistent_workers": self.num_workers > 0,
-            "collate_fn": pad_collate,
-        }
-        order = EpochShuffle(dataset) if shuffle else SequentialSampler(dataset)
-        if self.bucketing and name != "predict":  # predictions keep the input order
-            lengths = [len(ids) for ids in dataset.sequences]
-            labels = dataset.labels if shuffle and self.stratified_batches else None  # training batches keep the mix
-            batches: SkippableBatchSampler = BucketBatchSampler(
-                order, self.batch_size, False, lengths, self.bucket_size, shuffle=shuffle, labels=labels
-            )
-        else:
-            batches = SkippableBatchSampler(order, self.batch_size, False)
-        return ResumableLoader(dataset, batch_sampler=batches, **common)  # resumable mid-epoch
+        bucketed = self.bucketing and name != "predict"  # predictions keep the input order
+        return resumable_loader(
+            dataset, pad_collate, self.batch_size, shuffle=shuffle,
+            lengths=[len(ids) for ids in dataset.sequences] if bucketed else None,
+            labels=dataset.labels if shuffle and self.stratified_batches else None,  # training batches keep the mix
+            bucket_size=self.bucket_size, num_workers=self.num_workers,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)  # T42: a new order every epoch
