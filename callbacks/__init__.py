@@ -1,12 +1,13 @@
 """Training tricks as Lightning callbacks (the IDs cited in each class are those of the tricks catalogue, README)."""
 
+from .batch_size import BatchSizeSearch
 from .best_metrics import BestMetrics
 from .clipping import AutoClip
 from .contract import ClassificationData, TokenData
 from .cyclic_lr import CyclicLR
 from .early_stopping import EarlyStopping
 from .epoch_estimate import EpochEstimate
-from .figures import ConfusionMatrix, DataExamples
+from .figures import ConfusionMatrix, DataExamples, PredictionExamples
 from .grad_norm import GradNormMonitor
 from .introspection import Introspection
 from .loss_diagnosis import CASES, LossDiagnosis, diagnose
@@ -28,6 +29,7 @@ from .word2vec_init import Word2VecInit  # task: text_classification
 
 __all__ = [
     "AutoClip",
+    "BatchSizeSearch",
     "BestMetrics",
     "CASES",
     "ClassificationData",
@@ -49,6 +51,7 @@ __all__ = [
     "OfflineRun",
     "OptimizerSwitch",
     "OverfitCheck",
+    "PredictionExamples",
     "ResumableCheckpoint",
     "SanityChecks",
     "TokenData",

@@ -177,4 +177,102 @@ class ConfusionMatrix(Callback):
         wandb_media(trainer, payload)
 
 
-__all__ = ["ConfusionMatrix", "DataExamples", "confusion_counts", "plot_confusion"]
+def pick_examples(wrong: torch.Tensor, count: int) -> list[int]:
+    """Up to ``count`` indices: the wrongly predicted first (up to half, or more when too few are right), then right ones.
+
+    Example:
+        >>> pick_examples(torch.tensor([False, True, False, True, True]), 4)
+        [1, 3, 0, 2]
+    """
+    bad = wrong.nonzero().flatten().tolist()
+    good = (~wrong).nonzero().flatten().tolist()
+    take_bad = min(len(bad), max(count // 2, count - len(good)))
+    return bad[:take_bad] + good[: count - take_bad]
+
+
+class PredictionExamples(Callback):
+    """After testing, test images with their predicted and true labels: ``predictions_test.png`` and W&B.
+
+    Keeps the first ``count`` test examples it can show, half of them wrongly predicted where there
+    are that many (captions in red), and asks the data module to draw them: a data module that can
+    has ``draw_examples(batch, captions, wrong, title)`` (the image task); for the others this
+    callback does nothing. Reads the logits ``test_step`` returns, like ``ConfusionMatrix``.
+
+    Args:
+        count: examples shown.
+
+    Example::
+
+        trainer:
+          callbacks:
+            - class_path: <package>.callbacks.PredictionExamples
+              init_args: {count: 24}
+    """
+
+    def __init__(self, count: int = 24) -> None:
+        if count < 1:
+            raise ValueError(f"count must be >= 1, got {count}.")
+        self.count = count
+        self.path: Optional[Path] = None
+        self._kept: list[dict[str, Any]] = []
+        self._wrong = 0
+
+    @override
+    def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._kept, self._wrong = [], 0
+
+    @override
+    def on_test_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
+                          batch_idx: int, dataloader_idx: int = 0) -> None:
+        if not callable(getattr(trainer.datamodule, "draw_examples", None)) or not trainer.is_global_zero:
+            return
+        logits = outputs.get("logits") if isinstance(outputs, dict) else None
+        target = batch.get("labels") if isinstance(batch, dict) else None
+        if logits is None or target is None:
+            return
+        predicted = logits.argmax(dim=-1).cpu()
+        wrong = predicted != target.cpu()
+        need_wrong = max(0, self.count // 2 - self._wrong)
+        need_right = max(0, self.count - len(self._kept) - need_wrong)
+        if not need_wrong and not need_right:
+            return
+        chosen = (wrong.nonzero().flatten().tolist()[:need_wrong]
+                  + (~wrong).nonzero().flatten().tolist()[:need_right])
+        for i in sorted(chosen)[: self.count]:
+            row = {key: value[i: i + 1].detach().cpu() for key, value in batch.items() if isinstance(value, torch.Tensor)}
+            self._kept.append({"row": row, "predicted": int(predicted[i]), "true": int(target[i]), "wrong": bool(wrong[i])})
+            self._wrong += bool(wrong[i])
+
+    @override
+    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not self._kept or not trainer.loggers or trainer.fast_dev_run:
+            return
+        folder = run_directory(trainer)  # on every rank: it may broadcast
+        if not trainer.is_global_zero:
+            return
+        wrong = torch.tensor([k["wrong"] for k in self._kept])
+        kept = [self._kept[i] for i in pick_examples(wrong, self.count)]
+        names = label_names(trainer) or [str(i) for i in range(1 + max(max(k["predicted"], k["true"]) for k in kept))]
+        batch = {key: torch.cat([k["row"][key] for k in kept]) for key in kept[0]["row"]}
+        captions = [f"{names[k['predicted']]} (true {names[k['true']]})" if k["wrong"] else names[k["predicted"]]
+                    for k in kept]
+        figure = trainer.datamodule.draw_examples(  # type: ignore[union-attr]
+            batch, captions, [k["wrong"] for k in kept],
+            title=f"test predictions: {sum(k['wrong'] for k in kept)} wrong of {len(kept)} shown (wrong in red)")
+        if figure is None:
+            return
+        import matplotlib.pyplot as plt
+
+        try:
+            self.path = write_atomically(folder / "predictions_test.png",
+                                         lambda partial: figure.savefig(partial, format="png", dpi=110))
+        finally:
+            plt.close(figure)
+        if find_wandb_logger(trainer) is not None:
+            import wandb
+
+            wandb_media(trainer, {"test/predictions": wandb.Image(str(self.path))})
+
+
+__all__ = ["ConfusionMatrix", "DataExamples", "PredictionExamples", "confusion_counts", "pick_examples",
+           "plot_confusion"]

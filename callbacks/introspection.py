@@ -28,6 +28,23 @@ BOUNDED = (nn.Tanh, nn.Sigmoid, nn.RNNBase, nn.RNNCellBase)  # outputs in (-1, 1
 SATURATION = 0.99  # |tanh| above this, or sigmoid within 1 - this of 0 or 1, counts as saturated
 
 
+def dead_share(activations: torch.Tensor) -> torch.Tensor:
+    """The share of units that are 0 (or less) for every example and position of a batch of ReLU outputs.
+
+    A unit is a channel of ``[B, C, H, W]`` (or ``[B, C, D, H, W]``) feature maps, dim 1, dead when
+    it is off at every pixel of every image; of ``[B, F]`` and ``[B, T, F]`` outputs it is a
+    feature, the last dim.
+
+    Example:
+        >>> maps = torch.ones(2, 4, 3, 3); maps[:, 1] = 0; maps[0, 2, 0, 0] = 0
+        >>> float(dead_share(maps))  # channel 1 is off everywhere; channel 2 only at one pixel
+        0.25
+    """
+    axis = 1 if activations.dim() >= 4 else -1
+    units = activations.movedim(axis, -1).reshape(-1, activations.shape[axis])
+    return (units <= 0).all(dim=0).float().mean()
+
+
 def _finite(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The values (flattened, float) with NaN/Inf set to 0, the mask of finite ones, and how many were not.
 
@@ -61,7 +78,8 @@ class Introspection(Callback):
       rows of an ``nn.LSTM`` (gates i, f, g, o) or ``nn.GRU`` (r, z, n) input and recurrent kernel;
     - ``intro/weight/<layer>`` and ``intro/grad/<layer>``: L2 norms of each module's own parameters;
     - ``intro/act/<layer>/mean`` and ``/std`` for ReLU, tanh, sigmoid and recurrent modules, with
-      ``/dead`` (share of ReLU units that are 0 for the whole batch) and ``/saturated`` (share of
+      ``/dead`` (share of ReLU units that are 0 for the whole batch: features of ``[B, F]`` and
+      ``[B, T, F]`` outputs, channels of ``[B, C, H, W]`` feature maps) and ``/saturated`` (share of
       tanh/sigmoid outputs, and of LSTM/GRU hidden states, within 1% of their bounds; the gates
       inside PyTorch's fused kernels are not exposed, so the hidden state stands in for them);
     - ``intro/nonfinite/<tensor>``: NaN/Inf counts of any weight, gradient or activation that has
@@ -137,8 +155,7 @@ class Introspection(Callback):
             squares = (torch.where(mask, values - mean, 0.0) ** 2).sum()
             stats[f"{key}/std"] = torch.sqrt(squares / (count - 1).clamp(min=1))
             if isinstance(module, RELUS):
-                units = tensor.detach().reshape(-1, tensor.shape[-1])
-                stats[f"{key}/dead"] = (units <= 0).all(dim=0).float().mean()
+                stats[f"{key}/dead"] = dead_share(tensor.detach())
             elif isinstance(module, nn.Sigmoid):
                 stats[f"{key}/saturated"] = (((values < 1 - SATURATION) | (values > SATURATION)) & mask).sum() / count
             else:

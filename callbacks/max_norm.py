@@ -12,16 +12,17 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 from typing_extensions import override
 
-# layers whose weight rows are units' incoming weights: Linear [out, in], RNN kernels [gates*H, in or H]
-_CONSTRAINED = (nn.Linear, nn.RNNBase)
+# layers whose weight rows are units' incoming weights: Linear [out, in], RNN kernels [gates*H, in or H], and
+# convolution kernels [out, in, *kernel], one filter (an output channel's incoming weights) per row once flattened
+_CONSTRAINED = (nn.Linear, nn.RNNBase, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
 def default_parameters(module: nn.Module) -> list[str]:
-    """Names of the 2-D weights of every ``nn.Linear`` and ``nn.LSTM``/``GRU``/``RNN`` in ``module``."""
+    """Names of the weights of every ``nn.Linear``, ``nn.LSTM``/``GRU``/``RNN`` and ``nn.Conv1d/2d/3d`` in ``module``."""
     names = []
     for prefix, layer in module.named_modules():
         if isinstance(layer, _CONSTRAINED):  # recurse: a weight-dropped RNN keeps its kernels in parametrizations
-            names += [name for name, p in layer.named_parameters(prefix=prefix) if p.dim() == 2 and "weight" in name]
+            names += [name for name, p in layer.named_parameters(prefix=prefix) if p.dim() >= 2 and "weight" in name]
     return names
 
 
@@ -32,14 +33,16 @@ class MaxNorm(Callback):
     vector lets a network use large learning rates without blowing up, as an alternative (or a
     complement) to weight decay; Keras's ``MaxNorm`` constraint, which PyTorch lacks. A row of an
     ``nn.Linear`` weight ``[out, in]`` or of an RNN kernel ``weight_ih``/``weight_hh`` ``[gates·H, in]``
-    holds one unit's incoming weights; ``torch.renorm`` rescales the rows whose norm exceeds the cap.
+    holds one unit's incoming weights, and so does one filter of a convolution kernel ``[out, in, k…]``
+    (the rows of the kernel flattened to ``[out, in·k…]``, Keras's ``MaxNorm(axis=[0, 1, 2])`` on
+    Conv2D); ``torch.renorm`` rescales the rows whose norm exceeds the cap.
 
     Logs ``max_norm/capped`` per epoch: the share of constrained rows that had to be rescaled.
 
     Args:
         max_value: the cap on each row's L2 norm (Srivastava et al. used 3-4).
         patterns: ``fnmatch`` patterns of parameter names to constrain, e.g. ``["rnn.weight_hh_*",
-            "head.weight"]``; ``None`` constrains every 2-D weight of ``Linear`` and RNN layers. Each
+            "head.weight"]``; ``None`` constrains every weight of ``Linear``, RNN and convolution layers. Each
             pattern must match a parameter.
 
     Raises:

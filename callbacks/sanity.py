@@ -27,6 +27,9 @@ from .reporting import report_summary
 from .wandb_io import run_directory, write_report
 
 LABEL_KEYS = ("labels", "label", "targets", "target", "y")
+#: layers whose weights every example shares across positions (tokens, pixels): counted apart by the ``params`` check.
+#: ResNet-18 has ~220 parameters per CIFAR-10 image, nearly all in convolutions, and does not overfit for it
+SHARED_LAYERS = (torch.nn.Embedding, torch.nn.EmbeddingBag, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
 _STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
 
@@ -155,7 +158,8 @@ class SanityChecks(FitStartStep):
 
     ====================  =====  ==================================================================
     ``params``            T50    trainable parameters per training example, embedding tables
-                                 counted apart (each example updates only its own words' rows);
+                                 and convolutions counted apart (an example updates only its own
+                                 words' rows; a filter is trained at every image position);
                                  warns above ``max_params_per_example``
     ``shapes``            T52    shape and dtype of every input and of the labels; fails on empty
     ``nonfinite_inputs``  T52    NaN/Inf values in floating-point inputs (fails)
@@ -179,7 +183,8 @@ class SanityChecks(FitStartStep):
 
     Args:
         num_batches: training batches to inspect (at least 2, to compare consecutive ones).
-        max_params_per_example: warn when non-embedding parameters per training example exceed this.
+        max_params_per_example: warn when parameters outside embeddings and convolutions per training
+            example exceed this.
         loss_tolerance: the first loss may differ from ln C by this share of ln C.
         max_padding_share: warn when more than this share of the time steps (token positions) is padding.
         strict: raise ``RuntimeError`` after the report when a check fails, instead of warning.
@@ -240,12 +245,11 @@ class SanityChecks(FitStartStep):
         self._first_loss: Optional[float] = None
         self._stepped = False
         params = [(n, p) for n, p in pl_module.named_parameters() if p.requires_grad]
-        embedding_ids = {
-            id(p) for m in pl_module.modules() if isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag))
-            for p in m.parameters()
+        shared_ids = {  # weight-shared layers: a row per token, a filter per image position
+            id(p) for m in pl_module.modules() if isinstance(m, SHARED_LAYERS) for p in m.parameters(recurse=False)
         }
         self._params = sum(p.numel() for _, p in params)
-        self._dense_params = sum(p.numel() for _, p in params if id(p) not in embedding_ids)
+        self._dense_params = sum(p.numel() for _, p in params if id(p) not in shared_ids)
 
     @override
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
@@ -293,7 +297,7 @@ class SanityChecks(FitStartStep):
 
     def _check_params(self, trainer: Trainer) -> Finding:
         examples = self._train_examples(trainer)
-        text = f"{self._params:,} trainable ({self._dense_params:,} outside embeddings)"
+        text = f"{self._params:,} trainable ({self._dense_params:,} outside embeddings and convolutions)"
         if not examples:
             return Finding("params", "T50", "ok", {"params": self._params, "dense_params": self._dense_params},
                            f"{text}; training set size unknown")

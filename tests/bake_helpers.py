@@ -127,21 +127,32 @@ def tasks() -> list[str]:
 
 
 # The rule of the post-gen hook, written again here so a test can hold the hook to it: a Python file whose first
-# line is ``# task: <name>`` belongs to that task only; so does a line ending with ``# task: <name>``.
-_MARKER = re.compile(r"#\s*task:\s*(\w+)\s*$")
+# line is ``# task: <name>`` (or ``# task: <name>, <name>``) belongs to those tasks only; so does a line ending
+# with such a marker.
+_MARKER = re.compile(r"#\s*task:\s*(\w+(?:\s*,\s*\w+)*)\s*$")
 
 
-def owner(text: str) -> Optional[str]:
-    """The task a file belongs to (its first line's marker), or ``None`` for a file every task shares."""
+def _names(found: re.Match) -> set[str]:
+    return {name.strip() for name in found.group(1).split(",")}
+
+
+def owner(text: str) -> Optional[set[str]]:
+    """The tasks a file belongs to (its first line's marker), or ``None`` for a file every task shares."""
     first = text.split("\n", 1)[0]
     found = _MARKER.search(first) if first.startswith("#") else None
-    return found.group(1) if found else None
+    return _names(found) if found else None
+
+
+def belongs(text: str, task: str) -> bool:
+    """Whether a project of ``task`` holds the file of this ``text``."""
+    owners = owner(text)
+    return owners is None or task in owners
 
 
 def for_task(text: str, task: str) -> str:
     """``text`` without the lines marked for another task."""
     return "".join(line for line in text.splitlines(keepends=True)
-                   if (found := _MARKER.search(line)) is None or found.group(1) == task)
+                   if (found := _MARKER.search(line)) is None or task in _names(found))
 
 
 def expected_python_files(task: str, package: str = DEFAULT_PACKAGE, source_root: Path = REPO_ROOT) -> set[str]:
@@ -150,12 +161,12 @@ def expected_python_files(task: str, package: str = DEFAULT_PACKAGE, source_root
     template = source_root / "template" / "{{cookiecutter.project_slug}}"
     found = set()
     for path in template.rglob("*.py"):
-        if "__pycache__" in path.parts or owner(path.read_text(encoding="utf-8")) not in (None, task):
+        if "__pycache__" in path.parts or not belongs(path.read_text(encoding="utf-8"), task):
             continue
         found.add(path.relative_to(template).as_posix().replace("{{cookiecutter.package_name}}", package))
     for name in VENDORED:
         for path in (source_root / name).rglob("*.py"):
-            if "__pycache__" in path.parts or owner(path.read_text(encoding="utf-8")) not in (None, task):
+            if "__pycache__" in path.parts or not belongs(path.read_text(encoding="utf-8"), task):
                 continue
             found.add(f"src/{package}/{name}/{path.relative_to(source_root / name).as_posix()}")
     return found
@@ -235,7 +246,7 @@ def check_project(
         assert (copied / "__init__.py").is_file(), f"{name}/ was not vendored into {package_dir}"
         copied_tree = tree(copied, skip_pycache=False)
         source_tree = {rel: for_task(data.decode("utf-8"), task).encode("utf-8") for rel, data in tree(source).items()
-                       if owner(data.decode("utf-8")) in (None, task)}
+                       if belongs(data.decode("utf-8"), task)}
         assert sorted(copied_tree) == sorted(source_tree), f"{name}/: files differ from {source} for task {task}"
         for rel, data in source_tree.items():
             assert copied_tree[rel] == data, f"{name}/{rel} is not {source / rel} (less other tasks' lines)"
@@ -265,9 +276,9 @@ def check_project(
     expected = expected_python_files(task, package, source_root)
     assert held == expected, f"task {task}: extra {sorted(held - expected)}, missing {sorted(expected - held)}"
     for path in project.rglob("*.py"):
-        marks = {found.group(1) for line in path.read_text(encoding="utf-8").splitlines()
-                 if (found := _MARKER.search(line))}
-        assert marks <= {task}, f"{path.relative_to(project)} holds lines of {sorted(marks - {task})}"
+        foreign = [line for line in path.read_text(encoding="utf-8").splitlines()
+                   if (found := _MARKER.search(line)) and task not in _names(found)]
+        assert not foreign, f"{path.relative_to(project)} holds lines of other tasks: {foreign[:3]}"
 
     # a .gitignore keeps runs, checkpoints and caches out of the user's repository
     ignored = (project / ".gitignore").read_text(encoding="utf-8").split()

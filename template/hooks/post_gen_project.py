@@ -1,7 +1,8 @@
 """Vendor callbacks/ and datamodules/ into the package, keep only the chosen task's code, record the answers.
 
-A Python file whose first line is ``# task: <name>`` belongs to that task alone, and a line that ends
-with ``# task: <name>`` (an import in an ``__init__.py``) too: a project of another task has neither.
+A Python file whose first line is ``# task: <name>`` (or ``# task: <name>, <name>``) belongs to those tasks
+alone, and a line that ends with such a marker (an import in an ``__init__.py``) too: a project of another
+task has neither.
 Everything else is shared by every task. The same rule covers the vendored packages and the template's
 own files, so a generated project holds only its task's code and no import of another task's.
 """
@@ -17,14 +18,19 @@ CONTEXT = json.loads({{ cookiecutter | tojson | tojson }})
 PROJECT = Path.cwd()
 PACKAGE_DIR = PROJECT / "src" / CONTEXT["package_name"]
 VENDORED = ("callbacks", "datamodules")
-MARKER = re.compile(r"#\s*task:\s*(\w+)\s*$")
+MARKER = re.compile(r"#\s*task:\s*(\w+(?:\s*,\s*\w+)*)\s*$")
+
+
+def tasks_of(marker):
+    """The task names of a marker match (``text_classification, sequence_classification``)."""
+    return {name.strip() for name in marker.group(1).split(",")}
 
 
 def task_of(text: str):
-    """The task named on a file's first line (``# task: text_classification``), or ``None`` (shared)."""
+    """The tasks named on a file's first line (``# task: text_classification``), or ``None`` (shared)."""
     first = text.split("\n", 1)[0]
     found = MARKER.search(first) if first.startswith("#") else None
-    return found.group(1) if found else None
+    return tasks_of(found) if found else None
 
 
 def for_task(text: str, task: str) -> str:
@@ -32,7 +38,7 @@ def for_task(text: str, task: str) -> str:
     kept = []
     for line in text.splitlines(keepends=True):
         found = MARKER.search(line)
-        if found is None or found.group(1) == task:
+        if found is None or task in tasks_of(found):
             kept.append(line)
     return "".join(kept)
 
@@ -56,8 +62,8 @@ def drop_other_tasks(project: Path, task: str) -> list[Path]:
     removed = []
     for path in sorted(project.rglob("*.py")):
         text = path.read_text(encoding="utf-8")
-        owner = task_of(text)
-        if owner is not None and owner != task:
+        owners = task_of(text)
+        if owners is not None and task not in owners:
             path.unlink()
             removed.append(path)
             continue

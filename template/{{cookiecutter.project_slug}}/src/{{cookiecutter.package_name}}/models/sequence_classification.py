@@ -1,8 +1,8 @@
 # task: sequence_classification
 """Recurrent classifier of numeric sequences: series → [strided Conv1D] → LSTM/GRU → [norm] → dropout → linear.
 
-The recurrent network, its regularisers and the training loop are shared by every task
-(``blocks.py``: T08, T11, T30, T31, T32, T34, T43, T44, T57); this module reads the series'
+The recurrent network and its regularisers are shared with the other recurrent task, the training loop with every task
+(``recurrent.py`` and ``blocks.py``: T08, T11, T30, T31, T32, T34, T43, T44, T57); this module reads the series'
 channels as they are, many-to-one.
 """
 
@@ -15,7 +15,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from ..datamodules.sequence import SequenceClassificationDataModule
 from ..task import Task
-from .blocks import RecurrentClassifier, check_recurrent, recurrent_arguments
+from .recurrent import RecurrentClassifier, check_recurrent, recurrent_arguments
 
 
 class SequenceClassifier(RecurrentClassifier):

@@ -1,8 +1,8 @@
 # task: text_classification
 """Recurrent text classifier: embedding → dropout → [strided Conv1D] → LSTM/GRU → [norm] → dropout → linear.
 
-The recurrent network, its regularisers and the training loop are shared by every task
-(``blocks.py``: T08, T11, T30, T31, T32, T34, T43, T44, T57); this module adds the word embedding
+The recurrent network and its regularisers are shared with the other recurrent task, the training loop with every task
+(``recurrent.py`` and ``blocks.py``: T08, T11, T30, T31, T32, T34, T43, T44, T57); this module adds the word embedding
 (initialised by ``Word2VecInit``, T23) and the pooling choice for long documents.
 """
 
@@ -16,7 +16,7 @@ from torch import nn
 
 from ..datamodules.text import TextClassificationDataModule
 from ..task import Task
-from .blocks import RecurrentClassifier, check_recurrent, recurrent_arguments
+from .recurrent import RecurrentClassifier, check_recurrent, recurrent_arguments
 
 
 class TextClassifier(RecurrentClassifier):
