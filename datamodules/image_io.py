@@ -170,10 +170,10 @@ def read_image_folder(folder: Path, option: str, channels: Optional[int], image_
     """An ``ImageFolder`` layout: one sub-folder per class (its name is the label), images at any depth in it."""
     classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) < 2:
-        loose = image_files(folder)
+        loose = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
         raise ValueError(
             f"{option}: {folder} has {len(classes)} class folder{'s' if len(classes) != 1 else ''}"
-            + (f" and {len(loose)} images" if loose else "")
+            + (f" and {len(loose)} loose image{'s' if len(loose) != 1 else ''}" if loose else "")
             + ". A labelled image folder holds one sub-folder per class (cat/1.png, dog/2.png, ...), at least two.")
     paths, labels = [], []
     for class_dir in classes:

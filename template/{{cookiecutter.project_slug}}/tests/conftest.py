@@ -30,6 +30,9 @@ QUICK = ("--data.limit", 600, "--data.unlabelled", "null")
 {%- elif cookiecutter.task == "sequence_classification" %}
 #: JapaneseVowels: 270 short training series (7-26 steps) of 12 channels, unequal lengths, 9 classes; seconds a fit.
 QUICK = ("--data.dataset", "JapaneseVowels")
+{%- elif cookiecutter.task == "image_classification" %}
+#: the bundled digits: 1,008 training images of 8x8, 8 batches an epoch; seconds a fit.
+QUICK = ("--data.dataset", "digits")
 {%- endif %}
 
 

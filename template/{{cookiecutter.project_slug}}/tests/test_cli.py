@@ -63,7 +63,11 @@ def test_fit_writes_run_directory_and_offline_wandb_run(workspace, capfd, caplog
     watched = run.metric(monitor)
 
     # the whole resolved config, not only the model's hyperparameters
+{%- if cookiecutter.task == "image_classification" %}
+    assert run.config["model"]["width"] == 32
+{%- else %}
     assert run.config["model"]["hidden_size"] == 128
+{%- endif %}
     assert run.config["data"] == saved["data"]
     assert run.config["trainer"]["max_epochs"] == 2
     assert run.config["trainer"]["gradient_clip_val"] == 5.0
@@ -284,7 +288,8 @@ def test_module_entry_point(workspace, args):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "usage:" in result.stdout.lower()
     if args[0] == "fit":
-        assert "--model.hidden_size" in result.stdout and "--data.batch_size" in result.stdout
+        assert "--model.{% if cookiecutter.task == "image_classification" %}width{% else %}hidden_size{% endif %}" in result.stdout
+        assert "--data.batch_size" in result.stdout
 
 
 def test_init_timeout_reaches_wandb(workspace, monkeypatch):

@@ -1,7 +1,7 @@
 """The fault suite: runs stopped the hard way, then resumed, against one run never stopped.
 
 Every case runs the project's own command line in a subprocess, with the default config made
-small and deterministic (``faults.yaml``: {% if cookiecutter.task == "text_classification" %}600 MR sentences{% else %}JapaneseVowels' 216 training series{% endif %}, 3 epochs, a checkpoint every 4 steps,
+small and deterministic (``faults.yaml``: {% if cookiecutter.task == "text_classification" %}600 MR sentences{% elif cookiecutter.task == "sequence_classification" %}JapaneseVowels' 216 training series{% else %}the digits' 1,008 training images, augmented{% endif %}, 3 epochs, a checkpoint every 4 steps,
 ``deterministic: true``{% if cookiecutter.task == "text_classification" %}, word2vec on one thread{% endif %}). A case stops a fit at a chosen point (``faults.py``:
 kill -9, SIGTERM or Ctrl+C from inside; kill -9 from outside on a line of output), resumes it with
 ``--ckpt_path last`` and compares every scalar both runs logged to W&B (read back from the offline
@@ -63,6 +63,8 @@ def write_faults_config(folder: Path) -> Path:
     config["data"].update(limit=600, unlabelled=None)
 {%- elif cookiecutter.task == "sequence_classification" %}
     config["data"].update(dataset="JapaneseVowels", batch_size=36)  # 216 training series: 6 steps an epoch, as 600 texts
+{%- elif cookiecutter.task == "image_classification" %}
+    config["data"].update(dataset="digits", batch_size=168)  # 1,008 training images: 6 steps an epoch, as 600 texts
 {%- endif %}
     config["test_after_fit"] = False
     path = folder / "faults.yaml"
@@ -357,6 +359,8 @@ def test_a_corrupt_checkpoint_is_named_and_never_loaded_unsafely(suite, subcomma
     predict = ["--data.predict_texts", '["fine"]']
 {%- elif cookiecutter.task == "sequence_classification" %}
     predict = ["--data.predict_path", "new_series.npz"]  # never read: the checkpoint is refused first
+{%- elif cookiecutter.task == "image_classification" %}
+    predict = ["--data.predict_path", "new_images/"]  # never read: the checkpoint is refused first
 {%- endif %}
     args = ["--ckpt_path", str(corrupt)] + (predict if subcommand == "predict" else [])
     result = subprocess.run([sys.executable, "-m", "{{ cookiecutter.package_name }}", subcommand,
