@@ -12,6 +12,7 @@ from lightning.pytorch.tuner.batch_size_scaling import _reset_dataloaders
 from lightning.pytorch.utilities.parsing import lightning_getattr, lightning_hasattr, lightning_setattr
 from typing_extensions import override
 
+from .contract import classification_data
 from .fit_start import FitStartStep
 from .lr_scaling import _scale_module, linear_scale, scale_learning_rates
 from .notices import notice
@@ -97,12 +98,11 @@ class BatchSizeSearch(FitStartStep):
         self.found: Optional[int] = None
         self.scale: Optional[float] = None
 
-    def _train_examples(self, trainer: Trainer) -> Optional[int]:
-        datamodule = trainer.datamodule
-        datasets = getattr(datamodule, "datasets", None)
-        if isinstance(datasets, dict) and "train" in datasets:
-            return len(datasets["train"])
-        return None
+    @staticmethod
+    def _train_examples(trainer: Trainer) -> Optional[int]:
+        """Training examples, from the data module's ``class_counts`` (the callbacks' contract); ``None`` without."""
+        data = classification_data(trainer)
+        return sum(data.class_counts("train")) if data is not None else None
 
     @override
     def fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:

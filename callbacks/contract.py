@@ -13,6 +13,9 @@ A data module of tokens (``TokenData``) also has ``vocab`` (``itos``: the words 
 ``pad_index`` and ``training_tokens()`` (the training split's token lists), and may have an
 unlabelled corpus: ``unlabelled``, ``unlabelled_name``, ``unlabelled_reason``, ``unlabelled_tokens()``.
 
+Optional, for figures of examples: ``example_figure(per_class)`` (``DataExamples``) and
+``draw_examples(batch, captions, wrong, title)`` (``PredictionExamples``), each a matplotlib figure.
+
 Every model: ``hparams.num_classes`` (saved hyperparameter) and ``lr`` (what the LR finder sets).
 """
 

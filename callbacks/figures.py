@@ -64,7 +64,8 @@ class DataExamples(Callback):
     """At fit start, save the data module's figure of training examples per class (T52: look at the data).
 
     A data module that draws one has ``example_figure(per_class)`` returning a matplotlib figure (the
-    sequence task: a few series per class); for the others this callback does nothing. Saved as
+    sequence task: a few series per class; the image task: images per class, augmented as trained on);
+    for the others this callback does nothing. Saved as
     ``examples.png`` in the run folder and logged to W&B as ``data/examples``.
 
     Args:
@@ -225,7 +226,7 @@ class PredictionExamples(Callback):
     def on_test_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
                           batch_idx: int, dataloader_idx: int = 0) -> None:
         if not callable(getattr(trainer.datamodule, "draw_examples", None)) or not trainer.is_global_zero:
-            return
+            return  # rank zero shows examples of its own shard
         logits = outputs.get("logits") if isinstance(outputs, dict) else None
         target = batch.get("labels") if isinstance(batch, dict) else None
         if logits is None or target is None:
@@ -245,10 +246,11 @@ class PredictionExamples(Callback):
 
     @override
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if not self._kept or not trainer.loggers or trainer.fast_dev_run:
+        if not callable(getattr(trainer.datamodule, "draw_examples", None)) or not trainer.loggers \
+                or trainer.fast_dev_run:
             return
-        folder = run_directory(trainer)  # on every rank: it may broadcast
-        if not trainer.is_global_zero:
+        folder = run_directory(trainer)  # on every rank (only rank zero keeps examples): it may broadcast
+        if not trainer.is_global_zero or not self._kept:
             return
         wrong = torch.tensor([k["wrong"] for k in self._kept])
         kept = [self._kept[i] for i in pick_examples(wrong, self.count)]

