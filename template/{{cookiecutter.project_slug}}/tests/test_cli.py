@@ -176,7 +176,7 @@ def test_one_monitor_switches_checkpointing_and_early_stopping_with_their_mode(w
     config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
     watching = {c["class_path"].rsplit(".", 1)[-1]: c["init_args"] for c in config["trainer"]["callbacks"]
                 if (c.get("init_args") or {}).get("monitor")}
-    assert set(watching) == {"ModelCheckpoint", "EarlyStopping"}, watching
+    assert set(watching) == {"ModelCheckpoint", "EarlyStopping"{% if cookiecutter.task == "image_classification" %}, "HalveOnPlateau"{% endif %}}, watching
     assert all(args["monitor"] == "val/loss" and args["mode"] == "min" for args in watching.values()), watching
     _, last = workspace.checkpoints(run_dir)
     states = torch.load(last, map_location="cpu", weights_only=True)["callbacks"]
