@@ -192,7 +192,7 @@ def test_optimizer_menu_trains(optimizer, kwargs):
 
 
 def test_locked_dropout_shares_one_mask_across_time():
-    from {{ cookiecutter.package_name }}.models.blocks import LockedDropout
+    from {{ cookiecutter.package_name }}.models.recurrent import LockedDropout
 
     torch.manual_seed(0)
     dropout = LockedDropout(0.5).train()
@@ -242,7 +242,7 @@ def test_norm_on_the_final_state(norm, layer):
         ({"weight_dropout": 1.0}, "weight_dropout must be in [0, 1), got 1.0."),
         ({"norm": "group"}, "norm must be one of none, batch, layer, got 'group'."),
         ({"weight_decay": -1.0}, "weight_decay must be >= 0 or null (the optimizer's own), got -1.0."),
-        ({"recurrent_weight_decay": -1.0}, "recurrent_weight_decay must be >= 0 or null (the optimizer's own), got -1.0."),
+        ({"recurrent_weight_decay": -1.0}, "recurrent_weight_decay must be >= 0 or null (as weight_decay), got -1.0."),
     ],
     ids=["weight-dropout-1", "norm-group", "decay-negative", "recurrent-decay-negative"],
 )
@@ -294,7 +294,7 @@ def test_unidirectional_state_equals_the_packed_final_state(rnn, num_layers):
 @pytest.mark.parametrize("pooling", ["max", "mean"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_pooling_reads_each_texts_own_steps(pooling, bidirectional):
-    from {{ cookiecutter.package_name }}.models.blocks import pool
+    from {{ cookiecutter.package_name }}.models.recurrent import pool
 
     model = make_model(pooling=pooling, bidirectional=bidirectional, dropout=0.0)
     with torch.no_grad():
