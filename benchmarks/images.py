@@ -264,10 +264,10 @@ def plot(results: dict, path: Path) -> None:
                color=["C0" if name == "default" else "C7" if name in BASELINES else "C1" for name in shown])
         ax.set_xticks(range(len(shown)), shown, rotation=20, fontsize=8)
         low = min(m - s for m, s in zip(means, stds))
-        ax.set_ylim(max(0.0, low - 0.02), 1.0)
+        ax.set_ylim(max(0.0, low - 0.02), 1.004)
         ax.set_title(f"{dataset}: test accuracy ({results['plan'][dataset]['seeds']} seed(s))", fontsize=10)
-        for i, mean in enumerate(means):
-            ax.text(i, mean + 0.002, f"{mean:.3f}", ha="center", va="bottom", fontsize=7)
+        for i, (mean, std) in enumerate(zip(means, stds)):
+            ax.text(i, mean + std + 0.001, f"{mean:.3f}", ha="center", va="bottom", fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
