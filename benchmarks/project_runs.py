@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -42,3 +46,24 @@ def fit(project: Path, extra: list[str], seed: int, epochs: int, env: dict[str, 
     before = set(runs.glob("offline-run-*"))
     elapsed = run_cli(project, extra, seed, epochs, env, package)
     return read_offline_run(next(iter(set(runs.glob("offline-run-*")) - before))), elapsed
+
+
+def isolated(function: Callable[..., dict], *args: Any) -> tuple[dict, float]:
+    """``function(*args)`` in a forked child; returns its result and the peak RSS (MiB) of the processes it ran."""
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+
+    def target() -> None:
+        try:
+            result = function(*args)
+            send.send(("ok", result, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024))
+        except BaseException as error:  # noqa: BLE001 - reported to the parent
+            send.send(("error", f"{type(error).__name__}: {error}"[-3000:], 0.0))
+
+    process = context.Process(target=target)
+    process.start()
+    status, result, rss = receive.recv()
+    process.join()
+    if status != "ok":
+        raise RuntimeError(result)
+    return result, rss

@@ -44,8 +44,6 @@ import csv
 import importlib.util
 import json
 import math
-import multiprocessing
-import resource
 import shutil
 import statistics
 import sys
@@ -53,9 +51,8 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from project_runs import ROOT, fit
+from project_runs import ROOT, fit, isolated
 
 RESULTS = ROOT / "benchmarks" / "results"
 HERE = Path(__file__).resolve().parent
@@ -99,27 +96,6 @@ def bake() -> None:
     shutil.rmtree(PROJECT, ignore_errors=True)
     cookiecutter(str(ROOT), no_input=True, output_dir=str(BUILD), overwrite_if_exists=True,
                  extra_context={"task": "sequence_classification"})
-
-
-def isolated(function: Callable[..., dict], *args: Any) -> tuple[dict, float]:
-    """``function(*args)`` in a forked child; returns its result and the peak RSS (MiB) of the processes it ran."""
-    context = multiprocessing.get_context("fork")
-    receive, send = context.Pipe(duplex=False)
-
-    def target() -> None:
-        try:
-            result = function(*args)
-            send.send(("ok", result, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024))
-        except BaseException as error:  # noqa: BLE001 - reported to the parent
-            send.send(("error", f"{type(error).__name__}: {error}"[-3000:], 0.0))
-
-    process = context.Process(target=target)
-    process.start()
-    status, result, rss = receive.recv()
-    process.join()
-    if status != "ok":
-        raise RuntimeError(result)
-    return result, rss
 
 
 def train(extra: list[str], seed: int, epochs: int) -> dict:
