@@ -23,7 +23,7 @@ import torch
 
 @dataclass(frozen=True)
 class Augmentation:
-    """What the training batches get (T-numbers: none; the catalogue's data tricks are T40-T43).
+    """The random transform of every training image.
 
     Args:
         translate: largest shift, as a share of the image's width and height (0.1: up to 10%).
