@@ -24,8 +24,8 @@ from pathlib import Path
 
 import yaml
 
-from images import PROJECT, RESULTS, bake
-from project_runs import fit
+from images import PROJECT, RESULTS
+from project_runs import bake, fit
 
 PACKAGE = "image_classifier"
 
@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--bake", action="store_true", help="bake build/images/image-classifier first")
     args = parser.parse_args()
     if args.bake or not PROJECT.is_dir():
-        bake()
+        bake("image_classification", PROJECT)
     start = time.perf_counter()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

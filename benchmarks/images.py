@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import sys
 import tempfile
@@ -44,7 +43,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from project_runs import ROOT, fit, isolated
+from project_runs import ROOT, bake, fit, isolated
 
 RESULTS = ROOT / "benchmarks" / "results"
 HERE = Path(__file__).resolve().parent
@@ -60,15 +59,6 @@ VARIANTS = {
 BASELINES = {"RBF SVC": (1, 10, 100), "logistic regression": (0.1, 1, 10)}
 MACHINE = ("Machine: 2 CPU cores, every run on 1 thread (OMP_NUM_THREADS=1), possibly a busy neighbour on the other "
            "core; timings are ratios within one run of this script.")
-
-
-def bake() -> None:
-    """A fresh image-classification project in build/images/image-classifier (old runs removed)."""
-    from cookiecutter.main import cookiecutter
-
-    shutil.rmtree(PROJECT, ignore_errors=True)
-    cookiecutter(str(ROOT), no_input=True, output_dir=str(BUILD), overwrite_if_exists=True,
-                 extra_context={"task": "image_classification"})
 
 
 def inference_rate(checkpoint: Path, dataset: str, seed: int) -> float:
@@ -273,7 +263,7 @@ def main() -> None:
         write(json.loads((RESULTS / "images.json").read_text()))
         return
     if not args.no_bake:
-        bake()
+        bake("image_classification", PROJECT)
     start = time.perf_counter()
     results: dict[str, Any] = {"command": " ".join([".venv/bin/python", "benchmarks/images.py", *sys.argv[1:]]),
                                "seeds": args.seeds, "sets": list(args.sets), "variants": list(args.variants),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -17,6 +18,15 @@ sys.path.insert(0, str(ROOT))
 from callbacks import OfflineRun, read_offline_run  # noqa: E402
 
 PACKAGE = "sentiment_classifier"  # the package of a project baked with the default answers
+
+
+def bake(task: str, project: Path) -> None:
+    """A fresh project of ``task`` at ``project`` (its folder name is the default slug; old runs removed)."""
+    from cookiecutter.main import cookiecutter
+
+    shutil.rmtree(project, ignore_errors=True)
+    cookiecutter(str(ROOT), no_input=True, output_dir=str(project.parent), overwrite_if_exists=True,
+                 extra_context={"task": task})
 
 
 def run_cli(project: Path, extra: list[str], seed: int, epochs: int, env: dict[str, str] | None = None,

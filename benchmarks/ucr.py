@@ -44,7 +44,6 @@ import csv
 import importlib.util
 import json
 import math
-import shutil
 import statistics
 import sys
 import tempfile
@@ -52,7 +51,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from project_runs import ROOT, fit, isolated
+from project_runs import ROOT, bake, fit, isolated
 
 RESULTS = ROOT / "benchmarks" / "results"
 HERE = Path(__file__).resolve().parent
@@ -88,15 +87,6 @@ MACHINE = ("Machine: 2 CPU cores, every run on 1 thread (OMP_NUM_THREADS=1), pos
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-
-def bake() -> None:
-    """A fresh sequence-classification project in build/ucr/sequence-classifier (old runs removed)."""
-    from cookiecutter.main import cookiecutter
-
-    shutil.rmtree(PROJECT, ignore_errors=True)
-    cookiecutter(str(ROOT), no_input=True, output_dir=str(BUILD), overwrite_if_exists=True,
-                 extra_context={"task": "sequence_classification"})
-
 
 def train(extra: list[str], seed: int, epochs: int) -> dict:
     """One CLI run with the epoch clock; what the benchmark keeps of its offline W&B run."""
@@ -469,7 +459,7 @@ def main() -> None:
         return
     command = " ".join([".venv/bin/python", "benchmarks/ucr.py", *sys.argv[1:]])
     if not args.no_bake:
-        bake()
+        bake("sequence_classification", PROJECT)
     import aeon
 
     if "accuracy" in parts:

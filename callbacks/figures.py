@@ -60,6 +60,21 @@ def plot_confusion(counts: list[list[int]], labels: list[str], path: Path, title
         plt.close(figure)
 
 
+def save_figure(trainer: Trainer, figure: Any, path: Path, key: str) -> Path:
+    """Write a matplotlib ``figure`` to ``path`` (PNG, atomically), close it, and log it to W&B as ``key`` (rank zero)."""
+    import matplotlib.pyplot as plt
+
+    try:
+        write_atomically(path, lambda partial: figure.savefig(partial, format="png", dpi=110))
+    finally:
+        plt.close(figure)
+    if find_wandb_logger(trainer) is not None:
+        import wandb
+
+        wandb_media(trainer, {key: wandb.Image(str(path))})
+    return path
+
+
 class DataExamples(Callback):
     """At fit start, save the data module's figure of training examples per class (T52: look at the data).
 
@@ -94,19 +109,8 @@ class DataExamples(Callback):
         if not trainer.is_global_zero:
             return
         figure = draw(self.per_class)
-        if figure is None:
-            return
-        import matplotlib.pyplot as plt
-
-        try:
-            self.path = write_atomically(folder / "examples.png",
-                                         lambda partial: figure.savefig(partial, format="png", dpi=110))
-        finally:
-            plt.close(figure)
-        if find_wandb_logger(trainer) is not None:
-            import wandb
-
-            wandb_media(trainer, {"data/examples": wandb.Image(str(self.path))})
+        if figure is not None:
+            self.path = save_figure(trainer, figure, folder / "examples.png", "data/examples")
 
 
 class ConfusionMatrix(Callback):
@@ -261,19 +265,8 @@ class PredictionExamples(Callback):
         figure = trainer.datamodule.draw_examples(  # type: ignore[union-attr]
             batch, captions, [k["wrong"] for k in kept],
             title=f"test predictions: {sum(k['wrong'] for k in kept)} wrong of {len(kept)} shown (wrong in red)")
-        if figure is None:
-            return
-        import matplotlib.pyplot as plt
-
-        try:
-            self.path = write_atomically(folder / "predictions_test.png",
-                                         lambda partial: figure.savefig(partial, format="png", dpi=110))
-        finally:
-            plt.close(figure)
-        if find_wandb_logger(trainer) is not None:
-            import wandb
-
-            wandb_media(trainer, {"test/predictions": wandb.Image(str(self.path))})
+        if figure is not None:
+            self.path = save_figure(trainer, figure, folder / "predictions_test.png", "test/predictions")
 
 
 __all__ = ["ConfusionMatrix", "DataExamples", "PredictionExamples", "confusion_counts", "pick_examples",

@@ -230,3 +230,9 @@ def test_prediction_examples_draw_test_images_with_their_labels(tmp_path):
     kept = shown._kept
     assert sum(k["wrong"] for k in kept) >= 6  # a model after 3 steps gets many wrong: half the figure
     assert all(0 <= k["predicted"] < 10 and 0 <= k["true"] < 10 for k in kept)
+
+
+def test_prediction_examples_refuse_a_count_below_one():
+    with pytest.raises(ValueError) as error:
+        PredictionExamples(count=0)
+    assert str(error.value) == "count must be >= 1, got 0."
