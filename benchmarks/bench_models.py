@@ -1,12 +1,15 @@
 """Small models for the benchmarks; each keeps its learning rate in ``self.lr`` (what LR finders set).
 
 - :class:`SequenceLSTM`: ``[B, T, F]`` → LSTM(64) → linear, for digits-as-sequences and UCR.
+- :class:`SmallCNN`: ``[B, C, H, W]`` → three 3×3 conv + batch norm + ReLU blocks (16, 32, 64 channels,
+  the last two strided) → global average pool → linear, for digits and MNIST as images.
 - :class:`TextLSTM`: token ids → embedding 128 → dropout 0.5 → LSTM 128 (packed sequences) →
   dropout → linear, like the template's ``TextClassifier``; batches are dicts
   ``tokens/lengths/labels`` from ``datamodules.TextClassificationDataModule``.
 
 Both use ``optimizer="adam"`` (Adam) or ``"sgd"`` (SGD with momentum 0.9), no schedule, and
-record validation accuracy per epoch in ``self.val_acc`` (plain floats, no logger needed).
+record validation accuracy and loss per validation in ``self.val_acc``/``self.val_loss`` (plain floats,
+no logger needed).
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ class _Classifier(LightningModule):
         self.optimizer_name = optimizer
         self.loss = nn.CrossEntropyLoss()
         self.val_acc: list[float] = []
+        self.val_loss: list[float] = []
         self._correct = 0
         self._seen = 0
+        self._loss_sum = 0.0
 
     def _logits_labels(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -42,10 +47,12 @@ class _Classifier(LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         self._correct = self._seen = 0
+        self._loss_sum = 0.0
 
     def validation_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         logits, labels = self._logits_labels(batch)
         loss = self.loss(logits, labels)
+        self._loss_sum += float(loss) * len(labels)
         self._correct += int((logits.argmax(-1) == labels).sum())
         self._seen += len(labels)
         return loss
@@ -53,6 +60,7 @@ class _Classifier(LightningModule):
     def on_validation_epoch_end(self) -> None:
         if self._seen and not self.trainer.sanity_checking:
             self.val_acc.append(self._correct / self._seen)
+            self.val_loss.append(self._loss_sum / self._seen)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         if self.optimizer_name == "adam":
@@ -72,6 +80,27 @@ class SequenceLSTM(_Classifier):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, (hidden, _) = self.rnn(x)
         return self.head(hidden[-1])
+
+    def _logits_labels(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = batch
+        return self(x), y
+
+
+class SmallCNN(_Classifier):
+    """``x [B, C, H, W]`` → conv-BN-ReLU ×3 (16, 32/2, 64/2) → global average pool → linear."""
+
+    def __init__(self, in_channels: int, num_classes: int, lr: float = 1e-3, optimizer: str = "adam") -> None:
+        super().__init__(lr, optimizer)
+        layers: list[nn.Module] = []
+        for out_channels, stride in ((16, 1), (32, 2), (64, 2)):
+            layers += [nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False), nn.BatchNorm2d(out_channels),
+                       nn.ReLU()]
+            in_channels = out_channels
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(in_channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
 
     def _logits_labels(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch
@@ -103,4 +132,6 @@ def build(data: Any, lr: float, optimizer: str) -> _Classifier:
     """The benchmark's model for a ``bench_data.BenchData``."""
     if data.kind == "text":
         return TextLSTM(data.vocab_size, data.num_classes, data.pad_index, lr=lr, optimizer=optimizer)
+    if data.kind == "image":
+        return SmallCNN(data.input_size, data.num_classes, lr=lr, optimizer=optimizer)
     return SequenceLSTM(data.input_size, data.num_classes, lr=lr, optimizer=optimizer)

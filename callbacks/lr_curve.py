@@ -241,11 +241,14 @@ def assess_curve(
 
 
 def plot_curve(lrs: Sequence[float], losses: Sequence[float], suggestions: dict[str, float], path: Path,
-               beta: float = 0.98, flag: str = "") -> Path:
+               beta: float = 0.98, flag: str = "", checked: Optional[dict[float, float]] = None,
+               applied: Optional[float] = None) -> Path:
     """Save the raw and smoothed curve with the suggestions marked as a PNG.
 
     ``flag`` is the reason a reading is not confident (``assess_curve``); it goes into the title,
-    so a look at the plot tells a flagged reading from a clear one.
+    so a look at the plot tells a flagged reading from a clear one. ``checked`` (a self-check's
+    candidate LR -> validation loss) is drawn on a second axis, ``applied`` (the LR the run trains
+    at) as a solid line.
     """
     import matplotlib
 
@@ -261,14 +264,30 @@ def plot_curve(lrs: Sequence[float], losses: Sequence[float], suggestions: dict[
     finite = [v for v in smoothed if math.isfinite(v)]
     if finite:
         ax.set_ylim(min(finite) - 0.05 * abs(min(finite)), 1.5 * max(finite[: max(1, len(finite) // 5)]))
+    if applied is not None and applied not in suggestions.values():
+        ax.axvline(applied, color="k", linewidth=1.4, label=f"applied: {applied:.2e}")
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("training loss")
+    if checked:
+        twin = ax.twinx()
+        shown = {lr: loss for lr, loss in checked.items() if math.isfinite(loss)}
+        twin.plot(list(shown), list(shown.values()), "s--", color="tab:brown", markersize=5, linewidth=1,
+                  label="self-check: val loss")
+        for lr in checked:
+            if lr not in shown:
+                twin.annotate("diverged", (lr, min(shown.values(), default=1.0)), fontsize=6, color="tab:brown")
+        twin.set_ylabel("validation loss after the self-check", fontsize=7, color="tab:brown")
+        twin.tick_params(labelsize=7)
+        handles, labels = ax.get_legend_handles_labels()
+        extra = twin.get_legend_handles_labels()
+        ax.legend(handles + extra[0], labels + extra[1], fontsize=7)
     if flag:
         import textwrap
 
         ax.set_title("\n".join(textwrap.wrap(f"not a confident reading: {flag}", 80)), fontsize=7, color="tab:red")
-    ax.legend(fontsize=7)
+    if not checked:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     try:
         return write_atomically(path, lambda partial: fig.savefig(partial, dpi=110, format="png"))

@@ -98,11 +98,11 @@ def _callbacks_muted(trainer: Trainer) -> Iterator[None]:
         trainer.callbacks = callbacks
 
 
-def _sweep_bar(trainer: Trainer, total: int) -> Any:
-    """A progress bar over the sweep's steps on rank zero, off when the trainer shows no progress bar."""
+def _sweep_bar(trainer: Trainer, total: int, desc: str) -> Any:
+    """A progress bar over the finder's steps on rank zero, off when the trainer shows no progress bar."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc="LR sweep", unit="step", leave=False,
+    return tqdm(total=total, desc=desc, unit="step", leave=False,
                 disable=not trainer.is_global_zero or trainer.progress_bar_callback is None)
 
 
@@ -113,6 +113,9 @@ def _loss_of(output: Any) -> Optional[torch.Tensor]:
 
 
 MIN_STEPS = 20  # fewer sweep steps give no readable curve
+CHECK_STEPS = (40, 200)  # a self-check candidate trains one epoch, within these bounds (unless check_steps is set)
+CHECKS = ("auto", "always", "never")
+CHECK_TIE = 1e-3  # a candidate replaces the reading only when its validation loss is lower by more than this share
 _TIMED_STEPS = 5  # the sweep's first steps, timed (after the first, which warms up) for max_time
 
 
@@ -193,6 +196,10 @@ class LRFinder(FitStartStep):
         before_fit: bool = True,
         unreliable: str = "keep",
         max_time: Optional[float] = None,
+        check: str = "auto",
+        check_span: float = 0.5,
+        check_steps: Optional[int] = None,
+        check_val_batches: int = 20,
     ) -> None:
         if not 0 < min_lr < max_lr:
             raise ValueError(f"need 0 < min_lr < max_lr, got min_lr={min_lr}, max_lr={max_lr}.")
@@ -214,6 +221,17 @@ class LRFinder(FitStartStep):
             raise ValueError(f"unreliable must be 'keep' or 'apply', got {unreliable!r}.")
         if max_time is not None and not max_time > 0:
             raise ValueError(f"max_time must be > 0 seconds or null (no budget), got {max_time}.")
+        if check not in CHECKS:
+            raise ValueError(f"check must be one of {', '.join(CHECKS)}, got {check!r}.")
+        if not 0 < check_span <= 2:
+            raise ValueError(f"check_span must be in (0, 2] decades (0.5: half a decade either side), got {check_span}.")
+        if check_steps is not None and check_steps < 1:
+            raise ValueError(f"check_steps must be >= 1 or null (one epoch, 40 to 200 steps), got {check_steps}.")
+        if check_val_batches < 1:
+            raise ValueError(f"check_val_batches must be >= 1, got {check_val_batches}.")
+        self.check, self.check_span, self.check_steps, self.check_val_batches = check, check_span, check_steps, check_val_batches
+        self.checked: dict[float, float] = {}  # self-check: candidate LR -> its validation loss
+        self.check_steps_run = 0
         self.max_time = max_time
         self.min_lr, self.max_lr, self.num_steps = min_lr, max_lr, num_steps
         self.mode, self.method, self.beta, self.divergence = mode, method, beta, divergence
@@ -258,6 +276,8 @@ class LRFinder(FitStartStep):
             "reason": self.reason,
             "lrs": list(self.lrs),
             "losses": list(self.losses),
+            "checked": [[lr, loss] for lr, loss in self.checked.items()],
+            "check_steps_run": self.check_steps_run,
         }
 
     @override
@@ -270,6 +290,8 @@ class LRFinder(FitStartStep):
         self.reason = state_dict.get("reason", "")
         self.lrs = list(state_dict.get("lrs", []))
         self.losses = list(state_dict.get("losses", []))
+        self.checked = {float(lr): float(loss) for lr, loss in state_dict.get("checked", [])}
+        self.check_steps_run = int(state_dict.get("check_steps_run", 0))
 
     # ------------------------------------------------------------------ the sweep
     def _find(self, trainer: Trainer, pl_module: LightningModule, tag: str) -> None:
@@ -298,45 +320,89 @@ class LRFinder(FitStartStep):
         suggestion, check = trainer.strategy.broadcast((suggestion, check), src=0)
         self.confident, self.reason, self.curve_suggestion = check.confident, check.reason, suggestion
         reading = f"{self.method} reading of {len(lrs)} steps"
+        confidence = "confident" if check.confident else f"not confident: {check.reason}"
         applied = False
-        if suggestion is None:
+        readable = suggestion is not None and (check.usable or self.unreliable == "apply")
+        self.checked, self.check_steps_run = {}, 0
+        if readable and (self.check == "always" or (self.check == "auto" and not check.confident)):
+            # not confident: a short run at the reading and half a decade either side, from the same weights and
+            # batches; the lowest validation loss wins. A curve with nothing to read keeps the configured LR
+            candidates = [suggestion * 10 ** -self.check_span, suggestion, suggestion * 10 ** self.check_span]
+            self.checked = self._check(trainer, pl_module, optimizer, ratios, candidates)
+        if self.checked:
+            chosen = min(self.checked, key=self.checked.__getitem__)
+            if self.checked[candidates[1]] <= self.checked[chosen] * (1 + CHECK_TIE):
+                chosen = candidates[1]  # within noise of the best: the reading stays
+            said = ", ".join(f"{lr:.3g}: {loss:.4g}" for lr, loss in self.checked.items())
+            checked = (f"self-checked over {self.check_steps_run} steps ({self.check_steps_run // len(self.checked)} per LR), "
+                       f"validation loss {said}")
+            if math.isinf(self.checked[chosen]):
+                line = f"kept lr {start_lrs[0]:.3g}: every self-check candidate diverged ({checked})"
+            else:
+                self.suggestion, applied = chosen, True
+                self._apply(trainer, pl_module, optimizer, chosen, ratios)
+                moved = "kept the reading" if chosen == candidates[1] else f"moved from the reading {candidates[1]:.3g}"
+                line = f"lr {chosen:.3g} applied ({reading}, {confidence}; {checked}; {moved})"
+        elif suggestion is None:
             line = (f"kept lr {start_lrs[0]:.3g}: the loss diverged too early to read ({check.reason}; {reading}). "
                     f"Lower min_lr (now {self.min_lr:g})")
-        elif not check.usable and self.unreliable == "keep":
+        elif not readable:
             line = (f"kept lr {start_lrs[0]:.3g}: nothing to read in the curve ({check.reason}; {reading}); its "
                     f"suggestion {suggestion:.3g} is not used (unreliable: apply would use it)")
         else:
             self.suggestion, applied = suggestion, True
             self._apply(trainer, pl_module, optimizer, suggestion, ratios)
-            line = f"lr {suggestion:.3g} applied ({reading}, " + (
-                "confident)" if check.confident else f"not confident: {check.reason})")
+            line = f"lr {suggestion:.3g} applied ({reading}, {confidence})"
         self.done.append(tag)
         path = self._report(trainer, tag, start_lrs[0])
         # one line, always: a confident reading is said, the others (kept LR, doubtful reading) warned
         notice(__name__, f"LRFinder: {line}" + (f"; curve: {path}" if path else "") + ".",
-               logging.INFO if applied and check.usable else logging.WARNING)
+               logging.INFO if applied and (check.usable or self.checked) else logging.WARNING)
 
-    def _sweep(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any, ratios: list[float]) -> tuple[list[float], list[float]]:
-        plan = (exponential_sweep if self.mode == "exponential" else linear_sweep)(self.min_lr, self.max_lr, self.num_steps)
+    @contextmanager
+    def _restored(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any) -> Iterator[None]:
+        """Run the body, then put the model, optimizer, precision plugin (GradScaler) and RNG states back exactly.
+
+        The body's training steps run with logging and callbacks muted; SIGTERM (preemption) during the body
+        ends the run right after the restore, as Lightning's loops do.
+        """
         # the precision plugin's state is GradScaler's scale and growth tracker under 16-mixed: the sweep's
         # overflows at high LRs would otherwise leave training a backed-off scale
         snapshot = (copy.deepcopy(pl_module.state_dict()), copy.deepcopy(optimizer.state_dict()), _collect_rng_states(),
                     copy.deepcopy(trainer.precision_plugin.state_dict()))
         modes = _ModuleMode()
         modes.capture(trainer.model)
+        try:
+            with _no_logging(pl_module), _callbacks_muted(trainer):
+                yield
+        finally:
+            pl_module.load_state_dict(snapshot[0])
+            optimizer.load_state_dict(snapshot[1])
+            _set_rng_states(snapshot[2])
+            trainer.precision_plugin.load_state_dict(snapshot[3])
+            optimizer.zero_grad()
+            for module in pl_module.modules():
+                if isinstance(module, Metric):
+                    module.reset()
+            modes.restore(trainer.model)
+        if trainer.strategy.reduce_boolean_decision(trainer.received_sigterm, all=False):
+            raise SIGTERMException()  # end the run now, as Lightning's loops do, not after the sweep and a step
+
+    def _sweep(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any, ratios: list[float]) -> tuple[list[float], list[float]]:
+        plan = (exponential_sweep if self.mode == "exponential" else linear_sweep)(self.min_lr, self.max_lr, self.num_steps)
         lrs: list[float] = []
         losses: list[float] = []
-        train_batches = self._batches(trainer, "train")
-        val_batches = list(self._take(self._batches(trainer, "val"), self.val_batches)) if self.val_batches else []
         smoothed_best, average = math.inf, 0.0
         rank_zero_info(f"LRFinder: sweeping the LR from {self.min_lr:g} to {self.max_lr:g} over at most {len(plan)} "
                        "training steps; the weights are restored afterwards.")
-        progress = _sweep_bar(trainer, len(plan))
+        progress = _sweep_bar(trainer, len(plan), "LR sweep")
         # a private instance: its progress counters are its own, so the trainer's global_step stays at 0
         automatic = _AutomaticOptimization(trainer)
         clock: list[float] = []
         try:
-            with _no_logging(pl_module), _callbacks_muted(trainer):
+            with self._restored(trainer, pl_module, optimizer):
+                train_batches = self._batches(trainer, "train")
+                val_batches = list(self._take(self._batches(trainer, "val"), self.val_batches)) if self.val_batches else []
                 step = -1
                 while step + 1 < len(plan):
                     step += 1
@@ -348,8 +414,7 @@ class LRFinder(FitStartStep):
                         progress.update(step)
                     progress.update(1)
                     trainer.model.train()
-                    for group, ratio in zip(optimizer.param_groups, ratios):
-                        group["lr"] = lr * ratio
+                    self._set_lr(optimizer, lr, ratios)
                     loss = self._training_step(trainer, automatic, optimizer, train_batches, step)
                     stop = loss is None or not math.isfinite(loss)
                     if not stop:
@@ -367,18 +432,70 @@ class LRFinder(FitStartStep):
                         break
         finally:
             progress.close()
-            pl_module.load_state_dict(snapshot[0])
-            optimizer.load_state_dict(snapshot[1])
-            _set_rng_states(snapshot[2])
-            trainer.precision_plugin.load_state_dict(snapshot[3])
-            optimizer.zero_grad()
-            for module in pl_module.modules():
-                if isinstance(module, Metric):
-                    module.reset()
-            modes.restore(trainer.model)
-        if trainer.strategy.reduce_boolean_decision(trainer.received_sigterm, all=False):
-            raise SIGTERMException()  # end the run now, as Lightning's loops do, not after the sweep and a step
         return lrs, losses
+
+    def _check(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any, ratios: list[float],
+               candidates: list[float]) -> dict[float, float]:
+        """Train ``check_steps`` steps at each candidate LR from the same weights and batches; validation loss of each.
+
+        Every candidate starts from the restored state (weights, optimizer, RNG: the same batches in the same
+        order) and is scored by the mean ``training_step`` loss over the validation batches (at most
+        ``check_val_batches``), averaged across ranks; a candidate whose loss turns non-finite scores ``inf``.
+        """
+        steps = self._check_length(trainer)
+        scores: dict[float, float] = {}
+        progress = _sweep_bar(trainer, steps * len(candidates), "LR self-check")
+        try:
+            for lr in candidates:
+                automatic = _AutomaticOptimization(trainer)
+                with self._restored(trainer, pl_module, optimizer):
+                    train_batches = self._batches(trainer, "train")
+                    self._set_lr(optimizer, lr, ratios)
+                    finite = True
+                    for step in range(steps):
+                        trainer.model.train()
+                        loss = self._training_step(trainer, automatic, optimizer, train_batches, step)
+                        progress.update(1)
+                        finite = loss is not None and math.isfinite(loss)
+                        if trainer.strategy.reduce_boolean_decision(not finite or trainer.received_sigterm, all=False):
+                            progress.update(steps - 1 - step)
+                            finite = False
+                            break
+                    value = math.inf
+                    if finite:
+                        batches = self._take(self._batches(trainer, "val"), self._val_count(trainer))
+                        value = self._val_loss(trainer, pl_module, list(batches))
+                    value = float(trainer.strategy.reduce(torch.tensor(value if math.isfinite(value) else 1e30),
+                                                          reduce_op="mean"))
+                    scores[lr] = value if value < 1e30 else math.inf
+                self.check_steps_run += steps
+        finally:
+            progress.close()
+        return scores
+
+    def _check_length(self, trainer: Trainer) -> int:
+        """Steps per candidate: ``check_steps``, or one epoch of optimizer steps kept within ``CHECK_STEPS``."""
+        if self.check_steps is not None:
+            return self.check_steps
+        batches = self._epoch_length(trainer, "train")
+        epoch = CHECK_STEPS[1] if math.isinf(batches) else int(batches) // trainer.accumulate_grad_batches
+        return min(max(epoch, CHECK_STEPS[0]), CHECK_STEPS[1])
+
+    def _val_count(self, trainer: Trainer) -> int:
+        batches = self._epoch_length(trainer, "val")
+        return self.check_val_batches if math.isinf(batches) or batches <= 0 else int(min(batches, self.check_val_batches))
+
+    @staticmethod
+    def _epoch_length(trainer: Trainer, split: str) -> float:
+        """Batches in one pass over the split (``inf``: unsized), without iterating it (no RNG drawn)."""
+        combined = LRFinder._loader(trainer, split)
+        lengths = combined.limits or [sized_len(dl) or math.inf for dl in combined.flattened]
+        return float(max(lengths) if split == "train" else sum(lengths))
+
+    @staticmethod
+    def _set_lr(optimizer: Any, lr: float, ratios: list[float]) -> None:
+        for group, ratio in zip(optimizer.param_groups, ratios):
+            group["lr"] = lr * ratio
 
     def _within_budget(self, trainer: Trainer, plan: list[float], step: int, seconds: float) -> list[float]:
         """``plan``, its steps from ``step`` on re-planned to fit ``max_time`` at ``seconds`` per step (rank zero's)."""
@@ -436,14 +553,12 @@ class LRFinder(FitStartStep):
         return float(sum(v.item() for v in values if v is not None) / max(1, len(values)))
 
     @staticmethod
-    def _batches(trainer: Trainer, split: str) -> Iterator[Any]:
-        """The split's batches, cycled, from a fresh dataloader prepared as the fit loop prepares its own.
+    def _loader(trainer: Trainer, split: str) -> CombinedLoader:
+        """The split's dataloader(s), prepared as the fit loop prepares its own, with its batch limits.
 
         ``_request_dataloader`` and ``_process_dataloader`` (lightning/pytorch/trainer/connectors/data_connector.py)
         are what ``FitLoop.setup_data`` and the validation loop use: under DDP every rank gets its own shard
-        (a ``DistributedSampler``), as in training. Validation batches come prepared for the step
-        (``_to_device``): the sweep takes a few once and reuses them; training batches are prepared in
-        ``_training_step``, one micro-batch at a time.
+        (a ``DistributedSampler``), as in training.
         """
         if split == "train":
             source, stage, mode = trainer.fit_loop._data_source, RunningStage.TRAINING, "max_size_cycle"
@@ -462,8 +577,18 @@ class LRFinder(FitStartStep):
         limits = [_parse_num_batches(stage, sized_len(dl) or math.inf, limit) for dl in combined.flattened]
         if all(limits):
             combined.limits = limits
+        return combined
+
+    @staticmethod
+    def _batches(trainer: Trainer, split: str) -> Iterator[Any]:
+        """The split's batches (``_loader``), cycled: a sweep may be longer than an epoch.
+
+        Validation batches come prepared for the step (``_to_device``); training batches are prepared in
+        ``_training_step``, one micro-batch at a time.
+        """
+        combined = LRFinder._loader(trainer, split)
         prepare = split != "train"
-        while True:  # cycle: a sweep may be longer than an epoch
+        while True:
             empty = True
             epoch = iter(combined)
             length = sized_len(combined)  # with the limits: the fit loop's max_batches, where its epoch ends
@@ -508,7 +633,7 @@ class LRFinder(FitStartStep):
         name = "lr_finder.png" if tag == "fit" else f"lr_finder_{tag.replace(' ', '_')}.png"
         try:
             path = plot_curve(self.lrs, self.losses, suggestions, folder / name, self.beta,
-                              "" if self.confident else self.reason)
+                              "" if self.confident else self.reason, self.checked, self.suggestion)
         except ImportError:
             notice(__name__, "LRFinder: matplotlib is not installed, no plot saved (pip install matplotlib).")
             path = None
@@ -520,6 +645,10 @@ class LRFinder(FitStartStep):
             f"{key}/applied": self.suggestion is not None,  # False: the configured LR was kept
             f"{key}/reason": self.reason,
             f"{key}/steps": self.steps_run,
+            f"{key}/checked": bool(self.checked),  # True: a self-check chose the LR (not confident, or check: always)
+            f"{key}/check_steps": self.check_steps_run,
+            f"{key}/check_lrs": list(self.checked),
+            f"{key}/check_losses": list(self.checked.values()),
         }, folder)
         if find_wandb_logger(trainer) is None:
             return path

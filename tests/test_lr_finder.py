@@ -276,6 +276,7 @@ def test_curve_plot_and_suggestion_reach_wandb(offline_wandb, tiny_model_class):
     record = read_offline_run(glob.glob(str(offline_wandb / "wandb" / "offline-run-*"))[0])
     assert record.summary["lr_finder/suggestion"] == pytest.approx(finder.suggestion)
     assert record.summary["lr_finder/confident"] is True and record.summary["lr_finder/steps"] == 100
+    assert record.summary["lr_finder/checked"] is False and record.summary["lr_finder/check_steps"] == 0
     assert any("lr_finder/curve_table" in row or "lr_finder/curve" in row for row in record.history)
     assert any("lr_finder/plot" in row for row in record.history)
 
@@ -411,6 +412,11 @@ def test_the_trainers_gradient_clipping_applies_in_the_sweep(tiny_model_class):
         ({"divergence": 1.0}, "divergence must be > 1"),
         ({"epochs": [-1]}, "epochs must be >= 0"),
         ({"unreliable": "ignore"}, "unreliable must be .keep. or .apply."),
+        ({"check": "sometimes"}, "check must be one of auto, always, never, got 'sometimes'"),
+        ({"check_span": 0.0}, r"check_span must be in \(0, 2\] decades"),
+        ({"check_span": 3.0}, r"check_span must be in \(0, 2\] decades"),
+        ({"check_steps": 0}, r"check_steps must be >= 1 or null \(one epoch, 40 to 200 steps\), got 0"),
+        ({"check_val_batches": 0}, "check_val_batches must be >= 1, got 0"),
     ],
 )
 def test_bad_arguments_fail_in_init(kwargs, message):
@@ -442,7 +448,7 @@ class Report(Callback):
         Path({out!r}, f"rank{{trainer.global_rank}}.json").write_text(json.dumps({{
             "lr": trainer.optimizers[0].param_groups[0]["lr"], "model_lr": pl_module.lr,
             "suggestion": finder.suggestion, "steps": finder.steps_run, "first_loss": finder.losses[0],
-            "records": pl_module.records,
+            "records": pl_module.records, "checked": list(finder.checked.items()), "check_steps": finder.check_steps_run,
         }}))
 
 if __name__ == "__main__":
@@ -451,7 +457,7 @@ if __name__ == "__main__":
     data = TextClassificationDataModule(limit=300, batch_size=32)
     model = Recording(data.vocab_size, data.num_classes, lr=0.01, optimizer="adam")
     model.records = []
-    finder = LRFinder(min_lr=1e-5, max_lr=10.0, num_steps=60)
+    finder = LRFinder(min_lr=1e-5, max_lr=10.0, num_steps=60, check="always", check_steps=3)
     trainer = Trainer(accelerator="cpu", devices=2, strategy="ddp", max_steps=2, callbacks=[finder, Report()],
                       accumulate_grad_batches=2,
                       logger=False, enable_progress_bar=False, enable_model_summary=False,
@@ -474,12 +480,16 @@ def test_ddp_ranks_train_with_rank_zeros_suggestion(tmp_path, repo_root):
     assert ranks[0]["first_loss"] != ranks[1]["first_loss"]  # the ranks really swept different batches
     assert ranks[0]["steps"] > 0 and ranks[1]["steps"] > 0
     assert ranks[0]["suggestion"] == ranks[1]["suggestion"]  # rank zero decided for both
+    # the self-check's validation losses are averaged over the ranks: both rank the candidates alike
+    assert len(ranks[0]["checked"]) == 3 and ranks[0]["checked"] == ranks[1]["checked"]
+    assert ranks[0]["check_steps"] == ranks[1]["check_steps"] == 9
     assert ranks[0]["lr"] == ranks[1]["lr"] == ranks[0]["suggestion"] == ranks[1]["model_lr"]
     # the sweep syncs the gradients as training does: the same weights on both ranks at every step, and
     # no all-reduce on the first of each step's two accumulated batches
     records = [rank["records"] for rank in ranks]
-    assert len(records[0]) >= 2 * ranks[0]["steps"] and records[0] == records[1]
-    assert [sync for _, sync in records[0]] == [False, True] * (len(records[0]) // 2)
+    assert len(records[0]) >= 2 * (ranks[0]["steps"] + 9) and records[0] == records[1]
+    sweep = records[0][:2 * ranks[0]["steps"]]
+    assert [sync for _, sync in sweep] == [False, True] * ranks[0]["steps"]
 
 
 @pytest.mark.filterwarnings("ignore:You're resuming from a checkpoint that ended before the epoch ended")
@@ -519,9 +529,67 @@ def test_a_flat_curve_keeps_the_configured_lr_unless_told_otherwise(tiny_model_c
 
     finder = LRFinder(min_lr=1e-8, max_lr=1e-6, unreliable="apply")
     trainer, model = run(tiny_model_class, finder, optimizer="sgd", max_steps=1)
-    assert notices(r"^LRFinder: lr \S+ applied \(\w+ reading of \d+ steps, not confident: flat.*; curve: .*lr_finder.png\.$",
+    assert notices(r"^LRFinder: lr \S+ applied \(\w+ reading of \d+ steps, not confident: flat.*; self-checked over 120 "
+                   r"steps \(40 per LR\), validation loss .*; kept the reading\); curve: .*lr_finder.png\.$",
                    level=logging.INFO)
+    # nothing learns at these LRs: the three candidates tie, and a tie keeps the reading
+    assert len(finder.checked) == 3 and finder.check_steps_run == 120
     assert trainer.optimizers[0].param_groups[0]["lr"] == finder.suggestion == finder.curve_suggestion
+
+
+class BatchLog(Callback):
+    """What each training step of the self-check saw: the LR of group 0 and a checksum of the batch's tokens."""
+
+    def __init__(self):
+        self.steps = []
+
+    def on_fit_start(self, trainer, pl_module):
+        log, step = self.steps, pl_module.training_step
+
+        def recording(batch, batch_idx):
+            log.append((trainer.optimizers[0].param_groups[0]["lr"], int(batch["tokens"].sum())))
+            return step(batch, batch_idx)
+
+        pl_module.training_step = recording
+
+
+def test_the_self_check_trains_each_candidate_on_the_same_batches_and_keeps_the_best(tiny_model_class, notices):
+    """T01 self-check: half a decade either side of the reading, 5 steps each from the restored weights."""
+    before, after, log = Snapshot(), Snapshot(), BatchLog()
+    finder = LRFinder(min_lr=1e-5, max_lr=10.0, check="always", check_steps=5)
+    trainer, model = run(tiny_model_class, finder, callbacks=[before, log], after=[after], max_steps=1)
+    reading = finder.curve_suggestion
+    assert list(finder.checked) == pytest.approx([reading / 10**0.5, reading, reading * 10**0.5])
+    assert finder.check_steps_run == 15
+    # after the sweep's steps, before training's one: per candidate 5 training steps, then its validation batches
+    # (scored with training_step's loss)
+    checks = log.steps[finder.steps_run:-1]
+    size = len(checks) // 3
+    runs = [checks[i * size:(i + 1) * size] for i in range(3)]
+    assert size > 5 and [{lr for lr, _ in run} for run in runs] == [{lr} for lr in finder.checked]
+    assert [batch for _, batch in runs[0]] == [batch for _, batch in runs[1]] == [batch for _, batch in runs[2]]
+    best = min(finder.checked, key=finder.checked.get)
+    assert finder.suggestion == (reading if finder.checked[reading] <= finder.checked[best] * 1.001 else best)
+    assert model.lr == finder.suggestion and after.lrs == [finder.suggestion]
+    for name, tensor in before.weights.items():  # neither the sweep nor the self-check left a trace
+        assert torch.equal(tensor, after.weights[name]), name
+    assert torch.equal(before.rng, after.rng) and after.optimizer_state == {}
+    assert notices(r"^LRFinder: lr \S+ applied \(robust reading of 100 steps, confident; self-checked over 15 steps "
+                   r"\(5 per LR\), validation loss \S+: [\d.]+, \S+: [\d.]+, \S+: [\d.]+; (kept the reading|moved from the "
+                   r"reading \S+)\)", level=logging.INFO)
+    assert finder.state_dict()["checked"] == [[lr, loss] for lr, loss in finder.checked.items()]
+    resumed = LRFinder(min_lr=1e-5, max_lr=10.0)
+    resumed.load_state_dict(finder.state_dict())
+    assert resumed.checked == finder.checked and resumed.check_steps_run == 15
+
+
+def test_a_confident_reading_is_not_checked_unless_asked(tiny_model_class):
+    finder = LRFinder(min_lr=1e-5, max_lr=10.0)  # check: auto
+    run(tiny_model_class, finder, max_steps=1)
+    assert finder.confident and finder.checked == {} and finder.check_steps_run == 0
+    never = LRFinder(min_lr=1e-8, max_lr=1e-6, unreliable="apply", check="never")
+    run(tiny_model_class, never, optimizer="sgd", max_steps=1)
+    assert not never.confident and never.checked == {} and never.suggestion == never.curve_suggestion
 
 
 def test_the_schedule_follows_the_finder_whatever_the_callback_order(tiny_model_class):
