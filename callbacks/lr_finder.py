@@ -159,10 +159,25 @@ class LRFinder(FitStartStep):
             sweep measures a step; if ``num_steps`` would take longer than the budget (long
             documents: a step of 64 of them can take seconds), the rest of the sweep is
             re-planned over fewer steps (at least 20) that still reach ``max_lr``, and a line
-            says so. The choice is made on rank zero for every rank.
+            says so. The choice is made on rank zero for every rank. The self-check shares the
+            budget: its runs are shortened (to at least 10 steps each) to fit ``max_time`` at the
+            sweep's measured step time.
+        check: the self-check. After the reading, train a short run at it and at ``check_span``
+            decades either side, each from the same restored weights on the same batches, and
+            apply the one with the lowest validation loss (the reading stays on a tie within
+            0.1%). ``always`` (default): on every reading, because on the benchmark's design half
+            no curve feature told good readings from bad ones; ``auto``: only when the curve is not
+            confident; ``never``: apply the reading as it is. A curve with nothing to read keeps
+            the configured LR whatever this says.
+        check_span: decades between the self-check's candidates (0.5: x0.32, x1, x3.2).
+        check_steps: training steps per candidate; ``null`` (default): one epoch, at least 40
+            and at most 200 steps.
+        check_val_batches: validation batches that score each candidate (at most).
 
-    The outcome is always one console line: the LR applied (or kept), the reading, whether it is
-    confident and why not, and where the plot is.
+    The outcome is always one console line: the LR applied (or kept), the reading, whether its
+    curve is confident and why not, the self-check's candidates with their validation losses and
+    what it kept, and where the plot is. The run summary holds the same (``lr_finder/checked``,
+    ``lr_finder/check_lrs``, ``lr_finder/check_losses``, ``lr_finder/check_steps``).
 
     Raises:
         ValueError: ``min_lr >= max_lr``, non-positive LRs, unknown ``mode``/``method``,
@@ -180,6 +195,7 @@ class LRFinder(FitStartStep):
                 num_steps: 100
                 method: robust
                 max_time: 120      # seconds; long documents get a shorter sweep
+                check: always      # short runs at the reading and half a decade either side
     """
 
     def __init__(
@@ -196,7 +212,7 @@ class LRFinder(FitStartStep):
         before_fit: bool = True,
         unreliable: str = "keep",
         max_time: Optional[float] = None,
-        check: str = "auto",
+        check: str = "always",
         check_span: float = 0.5,
         check_steps: Optional[int] = None,
         check_val_batches: int = 20,
@@ -232,6 +248,7 @@ class LRFinder(FitStartStep):
         self.check, self.check_span, self.check_steps, self.check_val_batches = check, check_span, check_steps, check_val_batches
         self.checked: dict[float, float] = {}  # self-check: candidate LR -> its validation loss
         self.check_steps_run = 0
+        self._step_seconds: Optional[float] = None  # a sweep step's wall time, measured when max_time is set
         self.max_time = max_time
         self.min_lr, self.max_lr, self.num_steps = min_lr, max_lr, num_steps
         self.mode, self.method, self.beta, self.divergence = mode, method, beta, divergence
@@ -409,7 +426,8 @@ class LRFinder(FitStartStep):
                     lr = plan[step]
                     clock.append(time.perf_counter())
                     if step == _TIMED_STEPS and self.max_time is not None:
-                        plan = self._within_budget(trainer, plan, step, (clock[-1] - clock[1]) / (step - 1))
+                        self._step_seconds = (clock[-1] - clock[1]) / (step - 1)
+                        plan = self._within_budget(trainer, plan, step, self._step_seconds)
                         progress.reset(total=len(plan))
                         progress.update(step)
                     progress.update(1)
@@ -474,12 +492,19 @@ class LRFinder(FitStartStep):
         return scores
 
     def _check_length(self, trainer: Trainer) -> int:
-        """Steps per candidate: ``check_steps``, or one epoch of optimizer steps kept within ``CHECK_STEPS``."""
+        """Steps per candidate: ``check_steps``, or one epoch of optimizer steps kept within ``CHECK_STEPS``.
+
+        Under ``max_time`` the three runs fit the budget at the sweep's step time (at least 10 steps each),
+        decided on rank zero.
+        """
         if self.check_steps is not None:
             return self.check_steps
         batches = self._epoch_length(trainer, "train")
         epoch = CHECK_STEPS[1] if math.isinf(batches) else int(batches) // trainer.accumulate_grad_batches
-        return min(max(epoch, CHECK_STEPS[0]), CHECK_STEPS[1])
+        steps = min(max(epoch, CHECK_STEPS[0]), CHECK_STEPS[1])
+        if self.max_time is not None and self._step_seconds:
+            steps = min(steps, max(10, int(self.max_time / (3 * self._step_seconds))))
+        return int(trainer.strategy.broadcast(steps, src=0))
 
     def _val_count(self, trainer: Trainer) -> int:
         batches = self._epoch_length(trainer, "val")

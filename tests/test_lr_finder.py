@@ -160,7 +160,7 @@ def run(tiny_model_class, finder, *, epochs=1, seed=0, optimizer="adam", callbac
 
 
 def test_finder_restores_the_model_exactly_and_applies_the_suggestion(tiny_model_class):
-    before, after, finder = Snapshot(), Snapshot(), LRFinder(min_lr=1e-5, max_lr=10.0)
+    before, after, finder = Snapshot(), Snapshot(), LRFinder(min_lr=1e-5, max_lr=10.0, check="never")
     trainer, model = run(tiny_model_class, finder, callbacks=[before], after=[after], max_steps=1)
     assert finder.steps_run == 100 and len(finder.losses) == 100
     assert finder.confident, finder.reason
@@ -274,9 +274,12 @@ def test_curve_plot_and_suggestion_reach_wandb(offline_wandb, tiny_model_class):
     assert png.is_file() and png.stat().st_size > 10_000
     logger.experiment.finish()
     record = read_offline_run(glob.glob(str(offline_wandb / "wandb" / "offline-run-*"))[0])
-    assert record.summary["lr_finder/suggestion"] == pytest.approx(finder.suggestion)
+    assert record.summary["lr_finder/suggestion"] == pytest.approx(finder.curve_suggestion)  # the reading
+    assert record.summary["lr_finder/applied_lr"] == pytest.approx(finder.suggestion)  # after the self-check
     assert record.summary["lr_finder/confident"] is True and record.summary["lr_finder/steps"] == 100
-    assert record.summary["lr_finder/checked"] is False and record.summary["lr_finder/check_steps"] == 0
+    assert record.summary["lr_finder/checked"] is True and record.summary["lr_finder/check_steps"] == finder.check_steps_run > 0
+    assert record.summary["lr_finder/check_lrs"] == pytest.approx(list(finder.checked))
+    assert record.summary["lr_finder/check_losses"] == pytest.approx(list(finder.checked.values()))
     assert any("lr_finder/curve_table" in row or "lr_finder/curve" in row for row in record.history)
     assert any("lr_finder/plot" in row for row in record.history)
 
@@ -294,11 +297,13 @@ def test_the_sweep_runs_under_the_trainers_mixed_precision_and_restores_exactly(
     torch.manual_seed(0)
     model = Recording(data.vocab_size, data.num_classes, lr=0.01, optimizer="adam")
     model.seen = []
-    before, after, finder = Snapshot(), Snapshot(), LRFinder(min_lr=1e-4, max_lr=1.0, num_steps=20)
+    before, after, finder = Snapshot(), Snapshot(), LRFinder(min_lr=1e-4, max_lr=1.0, num_steps=20, check_steps=2)
     run(tiny_model_class, finder, callbacks=[before], after=[after], max_steps=1, model=model, precision="bf16-mixed",
         accelerator="cpu")
     assert finder.steps_run == 20 and all(math.isfinite(loss) for loss in finder.losses)
-    assert model.seen == [(True, torch.bfloat16)] * (20 + 1)  # 20 sweep steps, then the one training step
+    # 20 sweep steps, the self-check's 3 x 2 steps and its validation batches, then the one training step
+    assert len(model.seen) > 20 + 6 + 1 and set(model.seen) == {(True, torch.bfloat16)}
+    assert finder.check_steps_run == 6 and len(finder.checked) == 3
     for name, tensor in before.weights.items():
         assert tensor.dtype == torch.float32 and torch.equal(tensor, after.weights[name]), name
     assert after.optimizer_state == before.optimizer_state == {} and torch.equal(before.rng, after.rng)
@@ -319,7 +324,7 @@ def test_the_sweep_steps_through_the_grad_scaler_and_restores_its_scale(tiny_mod
     model.scales = []
     # the scale doubles after every step without an overflow, and halves on one
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10, growth_interval=1)
-    before, after, finder = Snapshot(), Snapshot(), LRFinder(min_lr=1e-4, max_lr=1.0, num_steps=20)
+    before, after, finder = Snapshot(), Snapshot(), LRFinder(min_lr=1e-4, max_lr=1.0, num_steps=20, check="never")
     run(tiny_model_class, finder, callbacks=[before], after=[after], max_steps=1, model=model,
         plugins=[MixedPrecision("16-mixed", "cpu", scaler=scaler)], accelerator="cpu")
     assert finder.steps_run == 20
@@ -344,7 +349,7 @@ def test_a_sweep_step_is_one_optimizer_step_over_accumulate_grad_batches_batches
     torch.manual_seed(0)
     model = Counting(data.vocab_size, data.num_classes, lr=0.01, optimizer="adam")
     model.batch_losses, model.zero_grads = [], 0
-    before, after, finder = Snapshot(), Snapshot(), LRFinder(min_lr=1e-4, max_lr=1.0, num_steps=20)
+    before, after, finder = Snapshot(), Snapshot(), LRFinder(min_lr=1e-4, max_lr=1.0, num_steps=20, check="never")
     trainer, _ = run(tiny_model_class, finder, callbacks=[before], after=[after], max_steps=1, model=model,
                      accumulate_grad_batches=2)
     assert finder.steps_run == 20 and trainer.global_step == 1
@@ -364,7 +369,7 @@ def probed(model_class, record: str):
     torch.manual_seed(0)
     model = model_class(data.vocab_size, data.num_classes, lr=0.01, optimizer="adam")
     setattr(model, record, [])
-    return model, LRFinder(min_lr=1e-4, max_lr=1.0, num_steps=20)
+    return model, LRFinder(min_lr=1e-4, max_lr=1.0, num_steps=20, check="never")
 
 
 @pytest.mark.filterwarnings("ignore:You requested to overfit but enabled train dataloader shuffling")
@@ -584,7 +589,7 @@ def test_the_self_check_trains_each_candidate_on_the_same_batches_and_keeps_the_
 
 
 def test_a_confident_reading_is_not_checked_unless_asked(tiny_model_class):
-    finder = LRFinder(min_lr=1e-5, max_lr=10.0)  # check: auto
+    finder = LRFinder(min_lr=1e-5, max_lr=10.0, check="auto")
     run(tiny_model_class, finder, max_steps=1)
     assert finder.confident and finder.checked == {} and finder.check_steps_run == 0
     never = LRFinder(min_lr=1e-8, max_lr=1e-6, unreliable="apply", check="never")

@@ -296,8 +296,11 @@ def test_a_slow_sweep_is_replanned_within_max_time_and_says_what_it_chose(tmp_pa
     assert re.match(r"LRFinder: a sweep step takes \S+ s, so 100 steps would take \S+ min \(max_time 0.001 s\): "
                     r"sweeping over 20 steps instead\.$", line)
     (outcome,) = notices(r"^LRFinder: (lr|kept)", level=logging.INFO)
-    assert re.match(r"LRFinder: (lr \S+ applied \(robust reading of \d+ steps, (confident|not confident: .*)\)|kept lr .*); "
+    # the self-check shares the budget: its three runs are cut to the floor of 10 steps each
+    assert re.match(r"LRFinder: (lr \S+ applied \(robust reading of \d+ steps, (confident|not confident: .*); self-checked "
+                    r"over 30 steps \(10 per LR\), validation loss .*; (kept the reading|moved from the reading \S+)\)|kept lr .*); "
                     r"curve: .*lr_finder.png\.$", outcome)
+    assert finder.check_steps_run in (0, 30)
     with pytest.raises(ValueError, match=r"max_time must be > 0 seconds or null \(no budget\), got 0"):
         LRFinder(max_time=0)
 

@@ -55,7 +55,7 @@ def write_faults_config(folder: Path) -> Path:
         if name == "ResumableCheckpoint":
             init_args["every_n_train_steps"] = EVERY_N_STEPS
         elif name == "LRFinder":
-            init_args["num_steps"] = 30
+            init_args.update(num_steps=30, check_steps=5)
         elif name == "Word2VecInit":
             init_args.update(workers=1, cache_dir="w2v")  # one thread: gensim is deterministic; a cache per case
     config["trainer"].update(max_epochs=3, deterministic=True, log_every_n_steps=1)
