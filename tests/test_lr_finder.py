@@ -160,7 +160,7 @@ def run(tiny_model_class, finder, *, epochs=1, seed=0, optimizer="adam", callbac
 
 
 def test_finder_restores_the_model_exactly_and_applies_the_suggestion(tiny_model_class):
-    before, after, finder = Snapshot(), Snapshot(), LRFinder(min_lr=1e-5, max_lr=10.0, check="never")
+    before, after, finder = Snapshot(), Snapshot(), LRFinder(min_lr=1e-5, max_lr=10.0)
     trainer, model = run(tiny_model_class, finder, callbacks=[before], after=[after], max_steps=1)
     assert finder.steps_run == 100 and len(finder.losses) == 100
     assert finder.confident, finder.reason
@@ -268,14 +268,14 @@ def test_skipped_on_resume(tmp_path, tiny_model_class):
 
 def test_curve_plot_and_suggestion_reach_wandb(offline_wandb, tiny_model_class):
     logger = WandbLogger(project="lr-finder-test", save_dir=str(offline_wandb))
-    finder = LRFinder(min_lr=1e-5, max_lr=10.0)
+    finder = LRFinder(min_lr=1e-5, max_lr=10.0, check="always")
     trainer, _ = run(tiny_model_class, finder, max_steps=2, logger=logger)
     png = offline_wandb / "lr-finder-test" / logger.version / "lr_finder.png"
     assert png.is_file() and png.stat().st_size > 10_000
     logger.experiment.finish()
     record = read_offline_run(glob.glob(str(offline_wandb / "wandb" / "offline-run-*"))[0])
     assert record.summary["lr_finder/suggestion"] == pytest.approx(finder.curve_suggestion)  # the reading
-    assert record.summary["lr_finder/applied_lr"] == pytest.approx(finder.suggestion)  # after the self-check
+    assert record.summary["lr_finder/applied_lr"] == pytest.approx(finder.suggestion)  # after any self-check
     assert record.summary["lr_finder/confident"] is True and record.summary["lr_finder/steps"] == 100
     assert record.summary["lr_finder/checked"] is True and record.summary["lr_finder/check_steps"] == finder.check_steps_run > 0
     assert record.summary["lr_finder/check_lrs"] == pytest.approx(list(finder.checked))
@@ -297,7 +297,7 @@ def test_the_sweep_runs_under_the_trainers_mixed_precision_and_restores_exactly(
     torch.manual_seed(0)
     model = Recording(data.vocab_size, data.num_classes, lr=0.01, optimizer="adam")
     model.seen = []
-    before, after, finder = Snapshot(), Snapshot(), LRFinder(min_lr=1e-4, max_lr=1.0, num_steps=20, check_steps=2)
+    before, after, finder = Snapshot(), Snapshot(), LRFinder(min_lr=1e-4, max_lr=1.0, num_steps=20, check="always", check_steps=2)
     run(tiny_model_class, finder, callbacks=[before], after=[after], max_steps=1, model=model, precision="bf16-mixed",
         accelerator="cpu")
     assert finder.steps_run == 20 and all(math.isfinite(loss) for loss in finder.losses)
@@ -324,7 +324,7 @@ def test_the_sweep_steps_through_the_grad_scaler_and_restores_its_scale(tiny_mod
     model.scales = []
     # the scale doubles after every step without an overflow, and halves on one
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10, growth_interval=1)
-    before, after, finder = Snapshot(), Snapshot(), LRFinder(min_lr=1e-4, max_lr=1.0, num_steps=20, check="never")
+    before, after, finder = Snapshot(), Snapshot(), LRFinder(min_lr=1e-4, max_lr=1.0, num_steps=20)
     run(tiny_model_class, finder, callbacks=[before], after=[after], max_steps=1, model=model,
         plugins=[MixedPrecision("16-mixed", "cpu", scaler=scaler)], accelerator="cpu")
     assert finder.steps_run == 20
@@ -349,7 +349,7 @@ def test_a_sweep_step_is_one_optimizer_step_over_accumulate_grad_batches_batches
     torch.manual_seed(0)
     model = Counting(data.vocab_size, data.num_classes, lr=0.01, optimizer="adam")
     model.batch_losses, model.zero_grads = [], 0
-    before, after, finder = Snapshot(), Snapshot(), LRFinder(min_lr=1e-4, max_lr=1.0, num_steps=20, check="never")
+    before, after, finder = Snapshot(), Snapshot(), LRFinder(min_lr=1e-4, max_lr=1.0, num_steps=20)
     trainer, _ = run(tiny_model_class, finder, callbacks=[before], after=[after], max_steps=1, model=model,
                      accumulate_grad_batches=2)
     assert finder.steps_run == 20 and trainer.global_step == 1
@@ -369,7 +369,7 @@ def probed(model_class, record: str):
     torch.manual_seed(0)
     model = model_class(data.vocab_size, data.num_classes, lr=0.01, optimizer="adam")
     setattr(model, record, [])
-    return model, LRFinder(min_lr=1e-4, max_lr=1.0, num_steps=20, check="never")
+    return model, LRFinder(min_lr=1e-4, max_lr=1.0, num_steps=20)
 
 
 @pytest.mark.filterwarnings("ignore:You requested to overfit but enabled train dataloader shuffling")
@@ -532,7 +532,7 @@ def test_a_flat_curve_keeps_the_configured_lr_unless_told_otherwise(tiny_model_c
     assert not finder.confident and finder.curve_suggestion is not None and finder.suggestion is None
     assert model.lr == 0.01 and trainer.optimizers[0].param_groups[0]["lr"] == 0.01
 
-    finder = LRFinder(min_lr=1e-8, max_lr=1e-6, unreliable="apply")
+    finder = LRFinder(min_lr=1e-8, max_lr=1e-6, unreliable="apply", check="auto")  # not confident: checked
     trainer, model = run(tiny_model_class, finder, optimizer="sgd", max_steps=1)
     assert notices(r"^LRFinder: lr \S+ applied \(\w+ reading of \d+ steps, not confident: flat.*; self-checked over 120 "
                    r"steps \(40 per LR\), validation loss .*; kept the reading\); curve: .*lr_finder.png\.$",
@@ -589,9 +589,11 @@ def test_the_self_check_trains_each_candidate_on_the_same_batches_and_keeps_the_
 
 
 def test_a_confident_reading_is_not_checked_unless_asked(tiny_model_class):
-    finder = LRFinder(min_lr=1e-5, max_lr=10.0, check="auto")
-    run(tiny_model_class, finder, max_steps=1)
-    assert finder.confident and finder.checked == {} and finder.check_steps_run == 0
+    for check in ("auto", "never"):  # never: the default
+        finder = LRFinder(min_lr=1e-5, max_lr=10.0, check=check)
+        run(tiny_model_class, finder, max_steps=1)
+        assert finder.confident and finder.checked == {} and finder.check_steps_run == 0
+    assert LRFinder().check == "never"
     never = LRFinder(min_lr=1e-8, max_lr=1e-6, unreliable="apply", check="never")
     run(tiny_model_class, never, optimizer="sgd", max_steps=1)
     assert not never.confident and never.checked == {} and never.suggestion == never.curve_suggestion
@@ -610,7 +612,8 @@ def test_the_schedule_follows_the_finder_whatever_the_callback_order(tiny_model_
     assert finder.suggestion is not None and cyclic.schedule.max_lr == finder.suggestion
 
 
-def test_sigterm_during_a_sweep_in_training_ends_the_run_at_once_with_the_weights_restored(tiny_model_class):
+@pytest.mark.parametrize("where", [3, 50 + 2], ids=["the sweep's third step", "the self-check's second step"])
+def test_sigterm_during_a_sweep_in_training_ends_the_run_at_once_with_the_weights_restored(tiny_model_class, where):
     """A sweep at a later epoch runs under Lightning's SIGTERM handler; one at fit start, under the CLI's."""
     class Preempted(tiny_model_class):
         def training_step(self, batch, batch_idx):
@@ -627,11 +630,12 @@ def test_sigterm_during_a_sweep_in_training_ends_the_run_at_once_with_the_weight
     data = TextClassificationDataModule(limit=300, batch_size=32)
     torch.manual_seed(0)
     model = Preempted(data.vocab_size, data.num_classes, lr=0.01, optimizer="adam")
-    model.calls, model.signal_at = 0, 6 + 3  # epoch 0 has 6 training batches; the third step of the sweep
+    model.calls, model.signal_at = 0, 6 + where  # epoch 0 has 6 training batches; then the sweep's 50, the check's
     seen = AtEpochEnd()
-    finder = LRFinder(min_lr=1e-4, max_lr=1.0, num_steps=50, before_fit=False, epochs=[1])
+    finder = LRFinder(min_lr=1e-4, max_lr=1.0, num_steps=50, before_fit=False, epochs=[1], divergence=1e9,
+                      check="always", check_steps=5)  # the whole sweep (no divergence stop), then 3 x 5 self-check steps
     with pytest.raises(SIGTERMException):
         run(tiny_model_class, finder, epochs=2, model=model, callbacks=[seen])
-    assert seen.calls == 6 and model.calls == 6 + 3, "stopped in the sweep's third step, no training step followed"
+    assert seen.calls == 6 and model.calls == 6 + where, "stopped in the step it was signalled in, no training step followed"
     for name, value in model.state_dict().items():
         assert torch.equal(value, seen.weights[name]), name

@@ -288,7 +288,7 @@ def test_the_final_verdict_agrees_with_early_stopping(tmp_path, notices):
 # ---------------------------------------------------------------- 1 and 6: the LR sweep's budget and its one line (T01)
 def test_a_slow_sweep_is_replanned_within_max_time_and_says_what_it_chose(tmp_path, notices):
     data = TextClassificationDataModule(data_path=str(documents(tmp_path / "docs.csv")), batch_size=8)
-    finder = LRFinder(min_lr=1e-5, max_lr=1.0, num_steps=100, max_time=1e-3)
+    finder = LRFinder(min_lr=1e-5, max_lr=1.0, num_steps=100, max_time=1e-3, check="always")
     torch.manual_seed(0)
     trainer([finder], limit_val_batches=0).fit(BagModel(data.vocab_size, data.num_classes), datamodule=data)
     assert finder.steps_run <= 20 and finder.lrs[-1] == pytest.approx(1.0)  # the re-planned sweep still reaches max_lr
