@@ -639,3 +639,15 @@ def test_sigterm_during_a_sweep_in_training_ends_the_run_at_once_with_the_weight
     assert seen.calls == 6 and model.calls == 6 + where, "stopped in the step it was signalled in, no training step followed"
     for name, value in model.state_dict().items():
         assert torch.equal(value, seen.weights[name]), name
+
+
+def test_the_plot_shows_the_self_check_and_the_applied_lr(tmp_path):
+    from callbacks.lr_curve import plot_curve
+
+    lrs, losses, _, _ = synthetic(-3.0, 0.02, 0)
+    reading = suggest_lr(lrs, losses)
+    checked = {reading / 10**0.5: 0.41, reading: 0.38, reading * 10**0.5: math.inf}  # the largest diverged
+    plain = plot_curve(lrs, losses, {"robust": reading}, tmp_path / "plain.png")
+    drawn = plot_curve(lrs, losses, {"robust": reading}, tmp_path / "checked.png", checked=checked,
+                       applied=reading / 10**0.5)
+    assert drawn.is_file() and plain.is_file() and drawn.stat().st_size > plain.stat().st_size

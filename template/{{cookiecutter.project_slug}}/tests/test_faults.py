@@ -99,8 +99,11 @@ def run(folder: Path, config: Path, *args: str, timeout: float = 600, **env: str
     folder.mkdir(parents=True, exist_ok=True)
     out, err = folder.with_name(f"{folder.name}.stdout"), folder.with_name(f"{folder.name}.stderr")  # beside, not in it
     with out.open("w", encoding="utf-8") as stdout, err.open("w", encoding="utf-8") as stderr:
+        # SIGINT as a terminal's foreground job has it: a test run in the background (``cmd &``) inherits an ignored
+        # SIGINT, and Python then never raises KeyboardInterrupt
         process = subprocess.Popen(command(config, *args), cwd=folder, env=environment(folder, **env), stdout=stdout,
-                                   stderr=stderr, text=True, start_new_session=True)
+                                   stderr=stderr, text=True, start_new_session=True,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             process.wait(timeout=timeout)
         finally:
