@@ -345,7 +345,7 @@ class LRFinder(FitStartStep):
         readable = suggestion is not None and (check.usable or self.unreliable == "apply")
         self.checked, self.check_steps_run = {}, 0
         if readable and (self.check == "always" or (self.check == "auto" and not check.confident)):
-            # not confident: a short run at the reading and half a decade either side, from the same weights and
+            # the self-check: a short run at the reading and half a decade either side, from the same weights and
             # batches; the lowest validation loss wins. A curve with nothing to read keeps the configured LR
             candidates = [suggestion * 10 ** -self.check_span, suggestion, suggestion * 10 ** self.check_span]
             self.checked = self._check(trainer, pl_module, optimizer, ratios, candidates)
