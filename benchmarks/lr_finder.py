@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import statistics
 import sys
@@ -123,16 +122,6 @@ class Cache:
         return record
 
 
-class _SweepTimer(Callback):
-    """Wall time from ``on_fit_start`` (put before the finder) to ``on_train_start``: the finder's cost."""
-
-    def on_fit_start(self, trainer: Trainer, pl_module: Any) -> None:
-        self.start = time.perf_counter()
-
-    def on_train_start(self, trainer: Trainer, pl_module: Any) -> None:
-        self.seconds = time.perf_counter() - self.start
-
-
 def _trainer(epochs: int, workdir: str, callbacks: Optional[list[Callback]] = None) -> Trainer:
     return Trainer(
         max_epochs=epochs, accelerator="cpu", devices=1, callbacks=callbacks or [], default_root_dir=workdir,
@@ -163,9 +152,8 @@ def run_ours(data: bench_data.BenchData, optimizer: str, seed: int, epochs: int,
     """One fit with ``LRFinder`` (its defaults, ``check: always``): the sweep, the self-check, training at its pick."""
     model = _model(data, optimizer, seed, INITIAL_LR)
     finder = LRFinder(min_lr=MIN_LR, max_lr=MAX_LR, num_steps=NUM_STEPS, check="always")  # never/auto: see pairs()
-    timer = _SweepTimer()
     start = time.perf_counter()
-    _trainer(epochs, workdir, [timer, finder]).fit(model, datamodule=data.make())
+    _trainer(epochs, workdir, [finder]).fit(model, datamodule=data.make())
     seconds = time.perf_counter() - start
     suggestions: dict[str, Optional[float]] = {}
     for method in METHODS:
@@ -182,7 +170,7 @@ def run_ours(data: bench_data.BenchData, optimizer: str, seed: int, epochs: int,
         "checked": [[lr, loss] for lr, loss in finder.checked.items()],
         "lrs": list(finder.lrs), "losses": list(finder.losses),
         "acc": model.val_acc[-1], "val_loss": model.val_loss[-1],
-        "sweep_seconds": getattr(timer, "seconds", None), "seconds": seconds,
+        "seconds": seconds,
     }
 
 
@@ -197,11 +185,9 @@ def run_lightning(cache: Cache, data: bench_data.BenchData, optimizer: str, seed
     trainer = _trainer(epochs, workdir)
     datamodule = data.make()
     out: dict[str, Any] = {"suggestion": None, "acc": None, "steps": 0, "error": None}
-    start = time.perf_counter()
     try:
         result = Tuner(trainer).lr_find(model, datamodule=datamodule, min_lr=MIN_LR, max_lr=MAX_LR,
                                         num_training=NUM_STEPS)
-        out["sweep_seconds"] = time.perf_counter() - start
         out["lrs"], out["losses"] = list(result.results["lr"]), list(result.results["loss"])  # losses: its EMA
         out["steps"] = len(out["lrs"])
         out["suggestion"] = result.suggestion()

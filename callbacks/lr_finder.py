@@ -463,7 +463,7 @@ class LRFinder(FitStartStep):
         order) and is scored by the mean ``training_step`` loss over the validation batches (at most
         ``check_val_batches``), averaged across ranks; a candidate whose loss turns non-finite scores ``inf``.
         """
-        steps = self._check_length(trainer)
+        steps, val_count = self._check_length(trainer), self._val_count(trainer)
         scores: dict[float, float] = {}
         progress = _sweep_bar(trainer, steps * len(candidates), "LR self-check")
         try:
@@ -484,7 +484,7 @@ class LRFinder(FitStartStep):
                             break
                     value = math.inf
                     if finite:
-                        batches = self._take(self._batches(trainer, "val"), self._val_count(trainer))
+                        batches = self._take(self._batches(trainer, "val"), val_count)
                         value = self._val_loss(trainer, pl_module, list(batches))
                     value = float(trainer.strategy.reduce(torch.tensor(value if math.isfinite(value) else 1e30),
                                                           reduce_op="mean"))
