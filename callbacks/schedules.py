@@ -234,6 +234,25 @@ class CyclicSchedule:
                                 self.max_lr / self.base_lr, self.final_div_factor, self.anneal)
         return cosine_restarts_lr(step, self.max_lr, self.base_lr, self.t0, self.t_mult)
 
+    def completed_cycles(self, step: float) -> int:
+        """How many whole cycles ``step`` optimizer steps complete: the schedule's own boundaries (T60 snapshots).
+
+        A cyclic policy's cycle is ``2 * step_size`` steps; SGDR's periods are ``t0``, ``t0 * t_mult``, ...;
+        ``one_cycle`` has one cycle of ``total_steps``.
+        """
+        if self.policy in CYCLIC_MODES:
+            return int(step // (2 * self.step_size))
+        if self.policy == "one_cycle":
+            return int(step >= self.total_steps)
+        if self.t_mult == 1:
+            return int(step // self.t0)
+        cycles, period, left = 0, self.t0, step
+        while left >= period:
+            left -= period
+            period *= self.t_mult
+            cycles += 1
+        return cycles
+
     def momentum(self, step: float) -> Optional[float]:
         """The momentum at ``step``, or ``None`` when it is not cycled (off, or ``cosine_restarts``)."""
         if not self.cycle_momentum:

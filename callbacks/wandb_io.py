@@ -87,6 +87,8 @@ class OfflineRun:
         exit_code: the exit record's code, ``None`` while the run has not finished.
         run_id: the W&B run id (``wandb sync`` uploads into the run of this id).
         preempting: the run said it was preempted (``run.mark_preempting()``).
+        group: the run's group (``WANDB_RUN_GROUP`` or the logger's ``group``), ``""`` when none.
+        tags: the run's tags.
     """
 
     config: dict[str, Any] = field(default_factory=dict)
@@ -97,6 +99,8 @@ class OfflineRun:
     exit_code: Optional[int] = None
     run_id: Optional[str] = None
     preempting: bool = False
+    group: str = ""
+    tags: list[str] = field(default_factory=list)
 
     def metric(self, key: str) -> list[Any]:
         """Every logged value of ``key``, in order."""
@@ -169,6 +173,8 @@ def read_offline_run(run_dir: str | Path, wait: float = 30.0) -> OfflineRun:
             kind = record.WhichOneof("record_type")
             if kind == "run":
                 run.run_id = record.run.run_id
+                run.group = record.run.run_group
+                run.tags = list(record.run.tags)
                 for item in record.run.config.update:
                     _set_nested(run.config, item)
             elif kind == "config":

@@ -9,6 +9,7 @@ where it has one, otherwise stratified and seeded 7:3; validation carved from tr
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -22,8 +23,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from .augment import Augmentation, random_affine
 from .image_io import BAD_IMAGE_POLICIES, ImageSet, bundled_name, idx_split_files, read_bundled, read_images
+from .oversample import check_oversampling, oversampled_indices
 from .sampler import resumable_loader
-from .splits import stratified_split
+from .splits import say, stratified_split
 
 SCALINGS = ("standard", "none")
 _STAGE_OF = {"train": "fit", "val": "validate", "test": "test", "predict": "predict"}
@@ -125,6 +127,10 @@ class ImageClassificationDataModule(LightningDataModule):
         min_label_count: a label seen fewer times is an error: it cannot be trained on and validated.
         predict_path: images to classify with ``predict``: a folder (every image in it), an image
             file, a list of image files, IDX or ``.npz`` (labels, if any, ignored).
+        oversample: a previous run's ``train_losses.csv`` (``HardExamples``): its hardest training
+            examples appear ``oversample_factor`` times per epoch (hard-example mining); same data and split.
+        oversample_share: the share of training examples, highest loss first, that are oversampled.
+        oversample_factor: how many times each of them appears in an epoch (>= 2).
         state_from: a checkpoint whose labels, image size, channels and statistics to reuse.
 
     Raises:
@@ -172,6 +178,9 @@ class ImageClassificationDataModule(LightningDataModule):
         seed: int = 42,
         min_label_count: int = 3,
         predict_path: Union[str, list[str], None] = None,
+        oversample: Optional[str] = None,
+        oversample_share: float = 0.1,
+        oversample_factor: int = 2,
         state_from: Optional[str] = None,
     ) -> None:
         super().__init__()
@@ -219,6 +228,11 @@ class ImageClassificationDataModule(LightningDataModule):
         self.seed = seed
         self.min_label_count = min_label_count
         self.predict_path = predict_path
+        check_oversampling(oversample, oversample_share, oversample_factor)
+        self.oversample = oversample
+        self.oversample_share = oversample_share
+        self.oversample_factor = oversample_factor
+        self._oversampled: Optional[Dataset] = None
         self.state_from = state_from
 
         self._labels: Optional[list[str]] = None
@@ -402,8 +416,38 @@ class ImageClassificationDataModule(LightningDataModule):
 
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
         collate = ImageBatches(self.statistics, self.augmentation if name == "train" else None)
-        return resumable_loader(self.datasets[name], collate, self.batch_size, shuffle=shuffle,
-                                num_workers=self.num_workers)
+        dataset = self._training_set() if name == "train" else self.datasets[name]
+        return resumable_loader(dataset, collate, self.batch_size, shuffle=shuffle, num_workers=self.num_workers)
+
+    # ------------------------------------------------------------------ example by example (ensembles, T63, hard examples)
+    def ordered_loader(self, split: str) -> DataLoader:
+        """``split``'s examples in their stored order: not shuffled, not bucketed, never augmented. Ensembles, the classical
+        blend and the hard-examples table line predictions up with :meth:`split_labels` and :meth:`split_inputs`."""
+        self.setup(_STAGE_OF[split])
+        return resumable_loader(self.datasets[split], ImageBatches(self.statistics), self.batch_size, num_workers=self.num_workers)
+
+    def split_labels(self, split: str) -> list[int]:
+        """The label index of each example of ``split`` (``train``, ``val`` or ``test``), in stored order."""
+        self.setup(_STAGE_OF[split])
+        return list(self.datasets[split].labels or [])
+
+    def split_inputs(self, split: str) -> np.ndarray:
+        """The images of ``split`` as the model reads them (scaled to [0, 1] and standardised, T40), ``[N, C, H, W]``."""
+        self.setup(_STAGE_OF[split])
+        return ImageBatches(self.statistics)([(image, -1) for image in self.datasets[split].images])["images"].numpy()
+
+    def _training_set(self) -> Dataset:
+        """The training split as one epoch sees it: with ``oversample``, its hardest examples repeated."""
+        dataset = self.datasets["train"]
+        if self.oversample is None:
+            return dataset
+        if self._oversampled is None:
+            indices, hard = oversampled_indices(self.oversample, dataset.labels, self.oversample_share,
+                                                self.oversample_factor)
+            self._oversampled = ImageDataset(dataset.images[torch.tensor(indices)], [dataset.labels[i] for i in indices])
+            say(f"oversampling the {hard} hardest training examples x{self.oversample_factor} "
+                f"(from {self.oversample}): {len(indices)} examples an epoch.", logging.INFO)
+        return self._oversampled
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)  # T42: a new order every epoch; augmented

@@ -22,6 +22,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
+from .oversample import check_oversampling, oversampled_indices
 from .sampler import resumable_loader
 from .sequence_io import (
     CSV_FORMATS,
@@ -196,6 +197,10 @@ class SequenceClassificationDataModule(LightningDataModule):
             it cannot be both trained on and validated.
         predict_path: a file in any supported format to classify with ``predict`` (labels, if
             any, are ignored).
+        oversample: a previous run's ``train_losses.csv`` (``HardExamples``): its hardest training
+            examples appear ``oversample_factor`` times per epoch (hard-example mining); same data and split.
+        oversample_share: the share of training examples, highest loss first, that are oversampled.
+        oversample_factor: how many times each of them appears in an epoch (>= 2).
         state_from: a checkpoint whose labels, channel count, layout and scaling statistics to
             reuse instead of fitting them (the CLI restores the data module from ``--ckpt_path`` by itself).
 
@@ -249,6 +254,9 @@ class SequenceClassificationDataModule(LightningDataModule):
         stratified_batches: bool = True,
         min_label_count: int = 3,
         predict_path: Optional[str] = None,
+        oversample: Optional[str] = None,
+        oversample_share: float = 0.1,
+        oversample_factor: int = 2,
         state_from: Optional[str] = None,
     ) -> None:
         super().__init__()
@@ -305,6 +313,11 @@ class SequenceClassificationDataModule(LightningDataModule):
         self.stratified_batches = stratified_batches
         self.min_label_count = min_label_count
         self.predict_path = predict_path
+        check_oversampling(oversample, oversample_share, oversample_factor)
+        self.oversample = oversample
+        self.oversample_share = oversample_share
+        self.oversample_factor = oversample_factor
+        self._oversampled: Optional[Dataset] = None
         self.state_from = state_from
 
         self._labels: Optional[list[str]] = None
@@ -513,7 +526,7 @@ class SequenceClassificationDataModule(LightningDataModule):
         return described
 
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
-        dataset = self.datasets[name]
+        dataset = self._training_set() if name == "train" else self.datasets[name]
         lengths = dataset.lengths
         bucketed = self.bucketing and name != "predict" and len(set(lengths)) > 1  # predictions keep the input order
         return resumable_loader(
@@ -521,6 +534,36 @@ class SequenceClassificationDataModule(LightningDataModule):
             labels=dataset.labels if shuffle and self.stratified_batches else None,  # training batches keep the mix
             bucket_size=self.bucket_size, num_workers=self.num_workers,
         )
+
+    # ------------------------------------------------------------------ example by example (ensembles, T63, hard examples)
+    def ordered_loader(self, split: str) -> DataLoader:
+        """``split``'s examples in their stored order: not shuffled, not bucketed. Ensembles, the classical
+        blend and the hard-examples table line predictions up with :meth:`split_labels` and :meth:`split_inputs`."""
+        self.setup(_STAGE_OF[split])
+        return resumable_loader(self.datasets[split], pad_series, self.batch_size, num_workers=self.num_workers)
+
+    def split_labels(self, split: str) -> list[int]:
+        """The label index of each example of ``split`` (``train``, ``val`` or ``test``), in stored order."""
+        self.setup(_STAGE_OF[split])
+        return list(self.datasets[split].labels or [])
+
+    def split_inputs(self, split: str) -> list[np.ndarray]:
+        """The series of ``split`` as the model reads them (scaled, T40), ``[time, channels]`` each, in stored order."""
+        self.setup(_STAGE_OF[split])
+        return [series.numpy() for series in self.datasets[split].sequences]
+
+    def _training_set(self) -> Dataset:
+        """The training split as one epoch sees it: with ``oversample``, its hardest examples repeated."""
+        dataset = self.datasets["train"]
+        if self.oversample is None:
+            return dataset
+        if self._oversampled is None:
+            indices, hard = oversampled_indices(self.oversample, dataset.labels, self.oversample_share,
+                                                self.oversample_factor)
+            self._oversampled = SeriesDataset([dataset.sequences[i] for i in indices], [dataset.labels[i] for i in indices])
+            say(f"oversampling the {hard} hardest training examples x{self.oversample_factor} "
+                f"(from {self.oversample}): {len(indices)} examples an epoch.", logging.INFO)
+        return self._oversampled
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)  # T42: a new order every epoch

@@ -21,6 +21,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
+from .oversample import check_oversampling, oversampled_indices
 from .sampler import resumable_loader
 from .splits import line_list, say, stratified_split
 from .text_io import BUNDLED, SUFFIXES, Example, read_bundled, read_examples, read_texts, tokenize
@@ -175,6 +176,10 @@ class TextClassificationDataModule(LightningDataModule):
         vocab_from: a checkpoint whose vocabulary, labels and tokeniser settings to reuse instead
             of building them; the CLI sets it from ``--ckpt_path``.
 
+        oversample: a previous run's ``train_losses.csv`` (``HardExamples``): its hardest training
+            examples appear ``oversample_factor`` times per epoch (hard-example mining); same data and split.
+        oversample_share: the share of training examples, highest loss first, that are oversampled.
+        oversample_factor: how many times each of them appears in an epoch (>= 2).
     Raises:
         ValueError: an argument out of range (fractions, sizes), both ``predict_texts`` and
             ``predict_path`` given, ``unlabelled`` naming the bundled set being classified; when
@@ -220,6 +225,9 @@ class TextClassificationDataModule(LightningDataModule):
         unlabelled: Optional[str] = None,
         predict_texts: Optional[list[str]] = None,
         predict_path: Optional[str] = None,
+        oversample: Optional[str] = None,
+        oversample_share: float = 0.1,
+        oversample_factor: int = 2,
         vocab_from: Optional[str] = None,
     ) -> None:
         super().__init__()
@@ -284,6 +292,11 @@ class TextClassificationDataModule(LightningDataModule):
         self.seed = seed
         self.predict_texts = predict_texts
         self.predict_path = predict_path
+        check_oversampling(oversample, oversample_share, oversample_factor)
+        self.oversample = oversample
+        self.oversample_share = oversample_share
+        self.oversample_factor = oversample_factor
+        self._oversampled: Optional[Dataset] = None
         self.vocab_from = vocab_from
         self.bucketing = bucketing
         self.bucket_size = bucket_size
@@ -509,7 +522,7 @@ class TextClassificationDataModule(LightningDataModule):
             )
 
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
-        dataset = self.datasets[name]
+        dataset = self._training_set() if name == "train" else self.datasets[name]
         bucketed = self.bucketing and name != "predict"  # predictions keep the input order
         return resumable_loader(
             dataset, pad_collate, self.batch_size, shuffle=shuffle,
@@ -517,6 +530,36 @@ class TextClassificationDataModule(LightningDataModule):
             labels=dataset.labels if shuffle and self.stratified_batches else None,  # training batches keep the mix
             bucket_size=self.bucket_size, num_workers=self.num_workers,
         )
+
+    # ------------------------------------------------------------------ example by example (ensembles, T63, hard examples)
+    def ordered_loader(self, split: str) -> DataLoader:
+        """``split``'s examples in their stored order: not shuffled, not bucketed. Ensembles, the classical
+        blend and the hard-examples table line predictions up with :meth:`split_labels` and :meth:`split_inputs`."""
+        self.setup(_STAGE_OF[split])
+        return resumable_loader(self.datasets[split], pad_collate, self.batch_size, num_workers=self.num_workers)
+
+    def split_labels(self, split: str) -> list[int]:
+        """The label index of each example of ``split`` (``train``, ``val`` or ``test``), in stored order."""
+        self.setup(_STAGE_OF[split])
+        return list(self.datasets[split].labels or [])
+
+    def split_inputs(self, split: str) -> list[str]:
+        """The texts of ``split`` as read (before tokenising), in stored order: what a classical model reads (T63)."""
+        self.setup(_STAGE_OF[split])
+        return list(self.texts[split])
+
+    def _training_set(self) -> Dataset:
+        """The training split as one epoch sees it: with ``oversample``, its hardest examples repeated."""
+        dataset = self.datasets["train"]
+        if self.oversample is None:
+            return dataset
+        if self._oversampled is None:
+            indices, hard = oversampled_indices(self.oversample, dataset.labels, self.oversample_share,
+                                                self.oversample_factor)
+            self._oversampled = EncodedTexts([dataset.sequences[i] for i in indices], [dataset.labels[i] for i in indices])
+            say(f"oversampling the {hard} hardest training examples x{self.oversample_factor} "
+                f"(from {self.oversample}): {len(indices)} examples an epoch.", logging.INFO)
+        return self._oversampled
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)  # T42: a new order every epoch

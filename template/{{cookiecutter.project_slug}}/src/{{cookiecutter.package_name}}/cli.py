@@ -23,7 +23,7 @@ import signal
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import torch
 import yaml
@@ -33,7 +33,10 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback, _Instantiato
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 from lightning.pytorch.utilities.model_summary.model_summary import get_formatted_model_size, get_human_readable_count
 
+from . import ensemble
 from .callbacks.best_metrics import BestMetrics, monitored_checkpoint
+from .callbacks.blend import BLEND_FILE, blended_probabilities, load_blend
+from .callbacks.ensemble import Member, resolve_members
 from .callbacks.nan_guard import NonFiniteError
 from .callbacks.notices import notice
 from .callbacks.overfit import OverfitCheck
@@ -41,6 +44,7 @@ from .callbacks.resume import ResumableCheckpoint, finished_marker
 from .callbacks.wandb_io import run_directory, write_atomically
 from .models.blocks import MONITORS
 from .models.{{ cookiecutter.task }} import TASK
+from .trials import write_result
 from .wandb_logger import WandbLogger
 
 
@@ -128,6 +132,7 @@ class ProjectCLI(LightningCLI):
         # every command logs into a run folder under runs/, even without --config (predict)
         kwargs.setdefault("trainer_defaults", {"logger": DEFAULT_LOGGER, "callbacks": [BestMetrics(), ModelSummary()]})
         self._restore_from: Optional[str] = None  # --ckpt_path: the checkpoint that rebuilds the data module
+        self._members: list[Member] = []  # --ensemble: the members, in order (test and predict)
         super().__init__(TASK.model, TASK.datamodule, *args, **kwargs)
 
     def add_arguments_to_parser(self, parser: Any) -> None:
@@ -137,6 +142,11 @@ class ProjectCLI(LightningCLI):
             "--test_after_fit", type=bool, default=False,
             help="fit: evaluate the best checkpoint on the test split when training ends (default.yaml: true)",
         )
+        parser.add_argument(
+            "--ensemble", type=Optional[Union[str, list[str]]], default=None,
+            help="test/predict: average the predicted probabilities of an ensemble: its manifest (ensemble.yaml, "
+                 "written by the `ensemble` command or SnapshotEnsemble) or two or more checkpoints",
+        )
 
     def _parse_ckpt_path(self) -> None:
         # before LightningCLI reads the checkpoint's hyperparameters, with torch's advice for unreadable files
@@ -145,6 +155,17 @@ class ProjectCLI(LightningCLI):
         if config is not None:
             check_presets(config.get("config") or [])
         ckpt_path = config.get("ckpt_path") if config is not None else None
+        if config is not None and config.get("ensemble"):
+            if subcommand not in ("test", "predict"):
+                raise ValueError(f"--ensemble is for test and predict, not {subcommand}; `{{ cookiecutter.package_name }} "
+                                 "ensemble --config ... --members N` trains a seed ensemble.")
+            if ckpt_path:
+                raise ValueError("give --ensemble or --ckpt_path, not both: the ensemble's members are its checkpoints.")
+            self._members = resolve_members(config.ensemble)
+            for member in self._members:
+                check_checkpoint(str(member.checkpoint), resumable=False)
+            # the data module and the model are built as the first member's; each member then brings its own state
+            self._restore_from = str(self._members[0].checkpoint)
         if ckpt_path == "last" and subcommand == "fit":
             found = latest_resumable(*_run_root(config))
             if found is None:
@@ -246,6 +267,13 @@ class ProjectCLI(LightningCLI):
             results = self.trainer.test(self.model, datamodule=self.datamodule, verbose=False)
             tested = {key: float(value) for key, value in (results[0] if results else {}).items()}
         run_dir = run_directory(self.trainer)  # on every rank: it may broadcast
+        if self.trainer.is_global_zero:  # for the trial runner (the `ensemble` command), when it started this run
+            score = getattr(best, "best_model_score", None) if best is not None else None
+            write_result({"run_dir": str(run_dir.resolve()), "run_id": run_dir.name,
+                          "checkpoint": str(Path(best_path).resolve()) if best_path else "",
+                          "monitor": getattr(best, "monitor", None), "score": float(score) if score is not None else None,
+                          "test": tested, "epochs": self.trainer.current_epoch, "steps": self.trainer.global_step,
+                          "interrupted": self.trainer.interrupted})
         if best_path:  # the W&B lines go into the closing summary
             finish = [logger.finish_lines() for logger in self.trainer.loggers if isinstance(logger, WandbLogger)]
             self._finish_loggers(quiet=True)
@@ -262,12 +290,43 @@ class ProjectCLI(LightningCLI):
     def after_test(self) -> None:
         self._finish_loggers()
 
+    def _start_run(self, model: LightningModule, stage: str) -> None:
+        """What ``Trainer.test``/``predict`` do before their loop, for a command that runs none (an ensemble's):
+        start each logger's run, so the run folder exists, and save the config there."""
+        for logger in self.trainer.loggers:
+            _ = logger.experiment
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, SaveConfigCallback):
+                callback.setup(self.trainer, model, stage)
+
+    def test(self, model: LightningModule, datamodule: Any, **kwargs: Any) -> None:
+        """Test one checkpoint (Lightning's ``Trainer.test``), or with ``--ensemble`` every member and the ensemble."""
+        if self._members:
+            self._start_run(model, "test")
+            ensemble.evaluate(self.trainer, self._members, datamodule, TASK.model, datamodule_state)
+        else:
+            self.trainer.test(model, datamodule=datamodule, **kwargs)
+
     def predict(self, model: LightningModule, datamodule: Any, **kwargs: Any) -> None:
-        """Classify the inputs and show them with their labels; also saved as ``predictions.jsonl``."""
-        kwargs["return_predictions"] = True
-        batches = self.trainer.predict(model, datamodule=datamodule, **kwargs)
+        """Classify the inputs and show them with their labels; also saved as ``predictions.jsonl``.
+
+        With ``--ensemble`` the members' probabilities are averaged; a ``--ckpt_path`` beside a ``blend.pkl``
+        (``ClassicalBlend``, T63) is blended with its classical model."""
+        if self._members:
+            self._start_run(model, "predict")
+            probabilities = torch.from_numpy(
+                ensemble.predict(self.trainer, self._members, datamodule, TASK.model, datamodule_state)).float()
+        else:
+            kwargs["return_predictions"] = True
+            probabilities = torch.cat(self.trainer.predict(model, datamodule=datamodule, **kwargs))
+            stored = load_blend(Path(kwargs["ckpt_path"]).parent) if kwargs.get("ckpt_path") else None
+            if stored is not None:
+                notice(__name__, f"predict: blended with the classical model in {Path(kwargs['ckpt_path']).parent / BLEND_FILE} "
+                                 f"(weight {stored['weight']:.2f}, chosen on validation; T63).")
+                probabilities = torch.from_numpy(blended_probabilities(
+                    stored, probabilities.double().numpy(), datamodule.split_inputs("predict"))).float()
         name = datamodule.input_name
-        rows = prediction_rows(name, datamodule.predict_inputs(), torch.cat(batches), datamodule.labels)
+        rows = prediction_rows(name, datamodule.predict_inputs(), probabilities, datamodule.labels)
         path = run_directory(self.trainer) / "predictions.jsonl"  # on every rank: it may broadcast
         if self.trainer.is_global_zero:
             text = "".join(json.dumps(row) + "\n" for row in rows)
@@ -514,9 +573,13 @@ def main(args: Any = None) -> None:
     shows the traceback as well. SIGTERM ends a run with status 143 after saving a checkpoint.
     """
     quiet_screen()
-    description = {{ cookiecutter.description | tojson }} + ". Subcommands: fit, validate, test, predict."
+    description = {{ cookiecutter.description | tojson }} + ". Subcommands: fit, validate, test, predict, ensemble."
     _PHASE["running"] = False
+    argv = list(sys.argv[1:] if args is None else args)
     try:
+        if argv[:1] == ["ensemble"]:  # T61: runs `fit` once per seed, then `test --ensemble` (ensemble.py)
+            ensemble.main(argv[1:], DEFAULT_LOGGER["init_args"]["save_dir"], DEFAULT_LOGGER["init_args"]["project"])
+            return
         ProjectCLI(args=args, parser_kwargs={"prog": "{{ cookiecutter.package_name }}", "description": description})
     except KeyboardInterrupt:  # Ctrl+C before or after training (during it, Lightning stops with status 1)
         print("interrupted", file=sys.stderr, flush=True)

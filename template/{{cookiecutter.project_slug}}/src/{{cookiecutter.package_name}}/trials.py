@@ -1,0 +1,143 @@
+"""The trial runner: many runs of this project's own CLI, each a subprocess a user could have typed.
+
+A seed ensemble (T61, ``{{ cookiecutter.package_name }} ensemble``) is a list of :class:`Trial`
+(``fit --config ... --seed_everything=3``) run one after another, or ``workers`` at a time as
+separate processes. Each trial's output goes to its own log file; when a run ends, the CLI writes
+what it produced (run folder, best checkpoint, monitor, test metrics) as JSON to the file named by
+``{{ cookiecutter.package_name | upper }}_TRIAL_RESULT`` in its environment, and the runner reads it back.
+W&B groups the runs through ``WANDB_RUN_GROUP`` and tags them through ``WANDB_TAGS``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+RESULT_VARIABLE = "{{ cookiecutter.package_name | upper }}_TRIAL_RESULT"
+PACKAGE = "{{ cookiecutter.package_name }}"
+
+
+@dataclass
+class Trial:
+    """One run: the CLI arguments after ``python -m {{ cookiecutter.package_name }}`` and extra environment."""
+
+    name: str
+    args: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class TrialResult:
+    """How a trial ended: its exit status, what the run reported (``None`` if it wrote nothing) and its log."""
+
+    trial: Trial
+    returncode: int
+    result: Optional[dict[str, Any]]
+    log: Path
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and self.result is not None
+
+
+def write_result(values: dict[str, Any]) -> None:
+    """In a run started by the runner: write ``values`` where it reads them (nothing otherwise)."""
+    path = os.environ.get(RESULT_VARIABLE)
+    if not path:
+        return
+    partial = Path(f"{path}.{os.getpid()}.tmp")
+    partial.write_text(json.dumps(values, indent=1, default=str), encoding="utf-8")
+    partial.replace(path)
+
+
+def command(trial: Trial) -> list[str]:
+    """The command line of ``trial``."""
+    return [sys.executable, "-m", PACKAGE, *trial.args]
+
+
+def run_trials(trials: list[Trial], log_dir: Path, workers: int = 1, description: str = "trials") -> list[TrialResult]:
+    """Run ``trials``, at most ``workers`` at a time, with a progress bar; results in the order of ``trials``.
+
+    With several workers each process gets ``cores / workers`` threads (``OMP_NUM_THREADS``), so the
+    processes do not fight over the cores. Ctrl+C reaches the runs too (they stop as a run stopped by
+    Ctrl+C does); the runner waits for them and raises ``KeyboardInterrupt``.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}.")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    pending = list(enumerate(trials))
+    running: dict[int, tuple[subprocess.Popen, Path, Any, float]] = {}
+    results: dict[int, TrialResult] = {}
+    scratch = Path(tempfile.mkdtemp(prefix="trials-"))
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, transient=False) as progress:
+            bar = progress.add_task(description, total=len(trials))
+            while pending or running:
+                while pending and len(running) < workers:
+                    index, trial = pending.pop(0)
+                    result_file = scratch / f"{index}.json"
+                    env = {**os.environ, **trial.env, RESULT_VARIABLE: str(result_file)}
+                    if workers > 1:
+                        env.setdefault("OMP_NUM_THREADS", str(threads))
+                    log = log_dir / f"{trial.name}.log"
+                    handle = log.open("w", encoding="utf-8")
+                    handle.write(" ".join(command(trial)) + "\n")
+                    handle.flush()
+                    process = subprocess.Popen(command(trial), env=env, stdout=handle, stderr=subprocess.STDOUT)
+                    running[index] = (process, result_file, handle, time.monotonic())
+                for index in [i for i, (p, *_) in running.items() if p.poll() is not None]:
+                    process, result_file, handle, started = running.pop(index)
+                    handle.close()
+                    result = json.loads(result_file.read_text(encoding="utf-8")) if result_file.is_file() else None
+                    results[index] = TrialResult(trials[index], process.returncode, result,
+                                                 log_dir / f"{trials[index].name}.log", time.monotonic() - started)
+                    progress.advance(bar)
+                time.sleep(0.2)
+    except KeyboardInterrupt:
+        for process, *_ in running.values():
+            process.wait()
+        raise
+    finally:
+        for _, _, handle, _ in running.values():
+            handle.close()
+        for file in scratch.glob("*"):
+            file.unlink()
+        scratch.rmdir()
+    return [results[i] for i in range(len(trials))]
+
+
+def run_root(args: list[str], default_save_dir: str, default_project: str) -> Path:
+    """Where the runs of these CLI arguments put their folders, ``<save_dir>/<project>``, read from the ``--config``
+    files and ``--trainer.logger.init_args.save_dir``/``project`` overrides, without building the run."""
+    values = {"save_dir": default_save_dir, "project": default_project}
+    i = 0
+    while i < len(args):
+        key, _, value = args[i].partition("=")
+        if not value and i + 1 < len(args) and args[i].startswith("--"):
+            value = args[i + 1]
+            i += 1
+        if key == "--config" and Path(value).is_file():
+            logger = ((yaml.safe_load(Path(value).read_text(encoding="utf-8")) or {}).get("trainer") or {}).get("logger")
+            init_args = logger.get("init_args") if isinstance(logger, dict) else None
+            for name in values:
+                if isinstance(init_args, dict) and init_args.get(name):
+                    values[name] = str(init_args[name])
+        for name in values:
+            if key == f"--trainer.logger.init_args.{name}":
+                values[name] = value
+        i += 1
+    return Path(values["save_dir"]) / values["project"]
