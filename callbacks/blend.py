@@ -173,14 +173,14 @@ class ClassicalBlend(Callback):
         if not trainer.is_global_zero:
             return
         data = trainer.datamodule
-        with best_weights(trainer, pl_module):
+        with best_weights(trainer, pl_module) as best:
             network = network_probabilities(pl_module, data.ordered_loader("val"))
         labels = data.split_labels("val")
         model = classical_model(data.split_inputs("train"), data.split_labels("train"), self.seed)
         classical = classical_probabilities(model, data.split_inputs("val"), network.shape[1])
         weight, _ = fit_blend_weight(network, classical, labels)
         self.stored = {"model": model, "weight": weight, "labels": list(getattr(data, "labels", []))}
-        path = run_dir / "checkpoints" / BLEND_FILE
+        path = (Path(best.path).parent if best.path else run_dir / "checkpoints") / BLEND_FILE  # beside the checkpoint
         write_atomically(path, lambda partial: partial.write_bytes(pickle.dumps(self.stored)))
         summary = {"blend/weight": weight, **_prefixed("val", network, classical, weight, labels)}
         report_summary(trainer, summary, run_dir)
@@ -232,12 +232,12 @@ class best_weights:  # noqa: N801 - a context manager used as `with best_weights
         self.pl_module = pl_module
         self.saved: Optional[dict[str, torch.Tensor]] = None
 
-    def __enter__(self) -> LightningModule:
+    def __enter__(self) -> best_weights:
         if self.path and Path(self.path).is_file():
             self.saved = {k: v.detach().clone() for k, v in self.pl_module.state_dict().items()}
             weights = torch.load(self.path, map_location=self.pl_module.device, weights_only=True)["state_dict"]
             self.pl_module.load_state_dict(weights)
-        return self.pl_module
+        return self
 
     def __exit__(self, *exc: Any) -> None:
         if self.saved is not None:

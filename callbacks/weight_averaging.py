@@ -148,6 +148,8 @@ class EMAWeights(EMAWeightAveraging):
         try:
             checkpoint["state_dict"] = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
             super().on_save_checkpoint(trainer, pl_module, checkpoint)
+            for key in ("state_dict", "averaging_state"):  # copies: the swap below changes the tensors in place
+                checkpoint[key] = {k: v.detach().clone() for k, v in checkpoint[key].items()}
         finally:
             self._swap_models(pl_module)
 

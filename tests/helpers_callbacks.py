@@ -69,6 +69,13 @@ class TinyLSTM(LightningModule):
         self.log("val/loss", nn.functional.cross_entropy(logits, batch["labels"]))
         self.log("val/acc", (logits.argmax(-1) == batch["labels"]).float().mean())
 
+    def test_step(self, batch, batch_idx):
+        logits = self(batch["tokens"], batch["lengths"])
+        self.log("test/acc", (logits.argmax(-1) == batch["labels"]).float().mean())
+
+    def predict_step(self, batch, batch_idx):
+        return torch.softmax(self(batch["tokens"], batch["lengths"]), dim=-1)
+
     def configure_optimizers(self):
         if self.optimizer_name == "adam":
             return torch.optim.Adam(self.parameters(), lr=self.lr)
