@@ -13,6 +13,10 @@ A data module of tokens (``TokenData``) also has ``vocab`` (``itos``: the words 
 ``pad_index`` and ``training_tokens()`` (the training split's token lists), and may have an
 unlabelled corpus: ``unlabelled``, ``unlabelled_name``, ``unlabelled_reason``, ``unlabelled_tokens()``.
 
+Optional, example by example (ensembles, ``ClassicalBlend``, ``HardExamples``): ``ordered_loader(split)``
+(the split unshuffled, unbucketed, never augmented), ``split_labels(split)`` (label indices in that
+order) and ``split_inputs(split)`` (the texts, or the series/images as the model reads them).
+
 Optional, for figures of examples: ``example_figure(per_class)`` (``DataExamples``) and
 ``draw_examples(batch, captions, wrong, title)`` (``PredictionExamples``), each a matplotlib figure.
 

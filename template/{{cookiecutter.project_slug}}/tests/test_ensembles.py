@@ -120,10 +120,10 @@ def test_ensemble_arguments_are_checked_before_anything_runs(workspace):
 def test_snapshot_ensemble_saves_each_cycle_end_and_tests_as_an_ensemble(workspace):
     """T60: one run with three one-epoch cosine cycles leaves three snapshots and their manifest."""
     config = workspace.root / "snapshot.yaml"
-    config.write_text(yaml.safe_dump({"trainer": {"callbacks+": [
-        {"class_path": "{{ cookiecutter.package_name }}.callbacks.CyclicLR",
-         "init_args": {"policy": "cosine_restarts", "t_0": 1, "t_mult": 1}},
-        {"class_path": "{{ cookiecutter.package_name }}.callbacks.SnapshotEnsemble"}]}}))
+    cycles = {"class_path": "{{ cookiecutter.package_name }}.callbacks.CyclicLR",
+              "init_args": {"policy": "cosine_restarts", "t_0": 1, "t_mult": 1}}
+    snapshots = {"class_path": "{{ cookiecutter.package_name }}.callbacks.SnapshotEnsemble"}
+    config.write_text(yaml.safe_dump({"trainer": {"callbacks+": [cycles, snapshots]}}))
     workspace.fit("--config", config, epochs=3)
     run_id, run_dir = workspace.only_run()
     members = read_manifest(run_dir / "ensemble.yaml")
