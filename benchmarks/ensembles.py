@@ -4,7 +4,7 @@ Per data set (MR, GunPoint, ItalyPowerDemand, digits), through each baked projec
 - the default config, seeds 1-5, with ``presets/blend.yaml``: each run's test accuracy and ECE (the single model),
   the classical model alone and the blend (T63), all read from the run's summary;
 - the 5-seed ensemble (T61) of those five runs' best checkpoints: ``test --ensemble`` on their manifest;
-- a snapshot ensemble (T60, ``presets/snapshot.yaml``: 5 cosine-restart cycles), seeds 1-3;
+- a snapshot ensemble (T60, ``presets/snapshot.yaml``: 5 cosine-restart cycles), seeds 1-3, and its last 3 snapshots;
 - EMA of the weights (T62, ``presets/ema.yaml``), seeds 1-3;
 - hard-example oversampling: seeds 1-3 retrained with ``--data.oversample`` of that seed's ``train_losses.csv``.
 Compute is counted in training epochs (an ensemble: its members' sum). Runs are cached by (set, variant, seed) in
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from project_runs import ROOT, bake  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
-from callbacks.ensemble import write_manifest  # noqa: E402
+from callbacks.ensemble import read_manifest, write_manifest  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 CACHE = RESULTS / "ensembles_runs.jsonl"
@@ -48,7 +48,7 @@ SETS = {
     "digits": ("image_classification", [], 100, 50),
     "MR": ("text_classification", [], 10, 10),
 }
-VARIANTS = ("single", "blend", "classical", "seed ensemble", "snapshot", "ema", "oversample")
+VARIANTS = ("single", "blend", "classical", "seed ensemble", "snapshot", "snapshot last 3", "ema", "oversample")
 
 
 def project_of(task: str) -> tuple[Path, str]:
@@ -157,8 +157,23 @@ def measure(name: str, cache: dict) -> None:
         args = fit_args(data, seed, epochs, "blend") + ["--data.oversample", str(losses)]
         return with_blend_scores(cli(project, package, args))
 
+    def snapshot_last(seed: int, keep: int = 3) -> dict[str, Any]:
+        """The same snapshot run's last ``keep`` members only (Huang et al. average the last few)."""
+        import yaml
+
+        runs = [path.parent for path in (project / "runs").glob("*/*/ensemble.yaml")
+                if yaml.safe_load(path.read_text()).get("kind") == "snapshot"
+                and yaml.safe_load((path.parent / "config.yaml").read_text())["seed_everything"] == seed]
+        members = read_manifest(runs[-1] / "ensemble.yaml")[-keep:]
+        manifest = write_manifest(BUILD / f"{name}-snapshot-last" / f"seed{seed}.yaml", "snapshot",
+                                  [{"checkpoint": m.checkpoint} for m in members])
+        tested = ensemble_test(project, package, data, manifest)
+        return {"acc": tested["ensemble"]["acc"], "ece": tested["ensemble"]["ece"], "nll": tested["ensemble"]["nll"],
+                "members": len(members), "epochs": cache[(name, "snapshot", seed)]["epochs"]}
+
     for seed in SHORT:
         cached("snapshot", seed, lambda seed=seed: snapshot(seed))
+        cached("snapshot last 3", seed, lambda seed=seed: snapshot_last(seed))
         cached("ema", seed, lambda seed=seed: ema(seed))
         cached("oversample", seed, lambda seed=seed: oversample(seed))
 
@@ -181,7 +196,7 @@ def table_rows(cache: dict) -> dict[str, dict[str, dict[str, Any]]]:
         if (name, "seed ensemble", 0) in cache:
             row = cache[(name, "seed ensemble", 0)]
             rows["seed ensemble"] = {"acc": [row["acc"]], "ece": [row["ece"]], "epochs": row["epochs"]}
-        for variant in ("snapshot", "ema", "oversample"):
+        for variant in ("snapshot", "snapshot last 3", "ema", "oversample"):
             found = [cache[(name, variant, s)] for s in SHORT if (name, variant, s) in cache]
             if found:
                 rows[variant] = {"acc": [r["acc"] for r in found], "ece": [r["ece"] for r in found],
@@ -196,7 +211,8 @@ def _spread(values: list[float]) -> str:
 
 
 LABELS = {"single": "default, single model (5 seeds)", "seed ensemble": "T61 5-seed ensemble",
-          "snapshot": "T60 snapshot ensemble, one run (3 seeds)", "ema": "T62 EMA of the weights (3 seeds)",
+          "snapshot": "T60 snapshot ensemble, one run, all 5 cycles (3 seeds)",
+          "snapshot last 3": "T60 the same runs' last 3 snapshots", "ema": "T62 EMA of the weights (3 seeds)",
           "blend": "T63 blend with the classical model (5 seeds)", "classical": "classical model alone",
           "oversample": "hard examples oversampled x2, second run (3 seeds)"}
 
@@ -236,7 +252,7 @@ def verdict(rows: dict) -> list[str]:
     out = []
     for name, variants in rows.items():
         single = statistics.mean(variants["single"]["acc"])
-        ensembles = {v: statistics.mean(variants[v]["acc"]) for v in ("seed ensemble", "snapshot", "ema")
+        ensembles = {v: statistics.mean(variants[v]["acc"]) for v in ("seed ensemble", "snapshot", "snapshot last 3", "ema")
                      if v in variants}
         if ensembles:
             best = max(ensembles, key=ensembles.get)
@@ -259,7 +275,8 @@ def plot(rows: dict) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(rows), figsize=(4.2 * len(rows), 4.2), squeeze=False)
-    colours = {"single": "grey", "seed ensemble": "tab:red", "snapshot": "tab:orange", "ema": "tab:green",
+    colours = {"single": "grey", "seed ensemble": "tab:red", "snapshot": "tab:orange", "snapshot last 3": "gold",
+               "ema": "tab:green",
                "blend": "tab:purple", "classical": "tab:brown", "oversample": "tab:blue"}
     for ax, (name, variants) in zip(axes[0], rows.items()):
         for variant, row in variants.items():

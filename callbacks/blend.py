@@ -32,6 +32,7 @@ from .wandb_io import run_directory, write_atomically
 
 BLEND_FILE = "blend.pkl"
 WEIGHTS = tuple(round(w, 2) for w in np.linspace(0.0, 1.0, 21))  # the grid of classical-model weights tried
+SMALL_VALIDATION = 100  # fewer validation examples: the weight is said to be unreliable
 CS = (0.25, 1.0, 4.0, 16.0)  # logistic regression's inverse regularisation, chosen by 3-fold CV (log-loss) on train
 
 
@@ -179,6 +180,10 @@ class ClassicalBlend(Callback):
         model = classical_model(data.split_inputs("train"), data.split_labels("train"), self.seed)
         classical = classical_probabilities(model, data.split_inputs("val"), network.shape[1])
         weight, _ = fit_blend_weight(network, classical, labels)
+        if len(labels) < SMALL_VALIDATION:
+            notice(__name__, f"ClassicalBlend: the weight is chosen on {len(labels)} validation examples, the split "
+                             "that also chose the network's checkpoint (so the network looks better there than it "
+                             "is): raise data.val_fraction, or give a val_path, for a weight to trust.")
         self.stored = {"model": model, "weight": weight, "labels": list(getattr(data, "labels", []))}
         path = (Path(best.path).parent if best.path else run_dir / "checkpoints") / BLEND_FILE  # beside the checkpoint
         write_atomically(path, lambda partial: partial.write_bytes(pickle.dumps(self.stored)))

@@ -269,7 +269,7 @@ class SplitsRead(TextClassificationDataModule):
         return super().split_labels(split)
 
 
-def test_blend_is_fitted_without_the_test_split_and_stored_beside_the_checkpoint(tmp_path):
+def test_blend_is_fitted_without_the_test_split_and_stored_beside_the_checkpoint(tmp_path, notices):
     from lightning.pytorch import Trainer
     from lightning.pytorch.loggers import CSVLogger
 
@@ -283,6 +283,8 @@ def test_blend_is_fitted_without_the_test_split_and_stored_beside_the_checkpoint
                       enable_model_summary=False, num_sanity_val_steps=0)
     trainer.fit(model, datamodule=data)
     assert "test" not in data.asked and {"train", "val"} <= set(data.asked)
+    val = len(data.split_labels("val"))
+    assert notices(f"ClassicalBlend: the weight is chosen on {val} validation examples, the split that also chose")
     stored = load_blend(tmp_path / "checkpoints")
     assert stored is not None and stored["weight"] == blender.stored["weight"]
     summary = __import__("json").loads((tmp_path / "run" / "one" / "summary.json").read_text())
