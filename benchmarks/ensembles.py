@@ -1,7 +1,7 @@
 """Ensembles (T60-T63) and hard-example oversampling against the single default model, on every task, in one run.
 
 Per data set (MR, GunPoint, ItalyPowerDemand, digits), through each baked project's own CLI on one thread:
-- the default config, seeds 1-5, with ``presets/blend.yaml``: each run's test accuracy and ECE (the single model),
+- the default config, seeds 1-5, with ``presets/blend.yaml`` (texts: in the default config): each run's test accuracy and ECE (the single model),
   the classical model alone and the blend (T63), all read from the run's summary;
 - the 5-seed ensemble (T61) of those five runs' best checkpoints: ``test --ensemble`` on their manifest;
 - a snapshot ensemble (T60, ``presets/snapshot.yaml``: 5 cosine-restart cycles), seeds 1-3, and its last 3 snapshots;
@@ -97,6 +97,7 @@ def remember(cache: dict, row: dict[str, Any]) -> dict[str, Any]:
 
 
 def fit_args(data: list[str], seed: int, epochs: int, *presets: str) -> list[str]:
+    """``fit`` with the default config and ``presets``; a preset the project lacks is in its default (texts: blend)."""
     configs = [arg for preset in presets for arg in ("--config", f"configs/presets/{preset}.yaml")]
     return ["fit", "--config", "configs/default.yaml", *configs, *data, f"--seed_everything={seed}",
             "--trainer.max_epochs", str(epochs)]
@@ -117,8 +118,10 @@ def measure(name: str, cache: dict) -> None:
             remember(cache, {"set": name, "variant": variant, "seed": seed, **run()})
         return cache[key]
 
+    blend = ("blend",) if (project / "configs" / "presets" / "blend.yaml").is_file() else ()  # texts: in the default
+
     def single(seed: int) -> dict[str, Any]:
-        result = cli(project, package, fit_args(data, seed, epochs, "blend"))
+        result = cli(project, package, fit_args(data, seed, epochs, *blend))
         values = summary(result["run_dir"])
         keep = {f"{part}_{score}": values[f"test/{part}_{score}"]
                 for part in ("network", "classical", "blend") for score in ("acc", "ece", "nll")}
@@ -150,21 +153,24 @@ def measure(name: str, cache: dict) -> None:
                 "epochs": result["epochs"]}
 
     def ema(seed: int) -> dict[str, Any]:
-        return with_blend_scores(cli(project, package, fit_args(data, seed, epochs, "ema", "blend")))
+        return with_blend_scores(cli(project, package, fit_args(data, seed, epochs, "ema", *blend)))
 
     def oversample(seed: int) -> dict[str, Any]:
         losses = Path(singles[SEEDS.index(seed)]["run_dir"]) / "train_losses.csv"
-        args = fit_args(data, seed, epochs, "blend") + ["--data.oversample", str(losses)]
+        args = fit_args(data, seed, epochs, *blend) + ["--data.oversample", str(losses)]
         return with_blend_scores(cli(project, package, args))
 
     def snapshot_last(seed: int, keep: int = 3) -> dict[str, Any]:
         """The same snapshot run's last ``keep`` members only (Huang et al. average the last few)."""
         import yaml
 
-        runs = [path.parent for path in (project / "runs").glob("*/*/ensemble.yaml")
-                if yaml.safe_load(path.read_text()).get("kind") == "snapshot"
-                and yaml.safe_load((path.parent / "config.yaml").read_text())["seed_everything"] == seed]
-        members = read_manifest(runs[-1] / "ensemble.yaml")[-keep:]
+        def same_run(path: Path) -> bool:  # this set's snapshot run of this seed (sets of a task share a project)
+            config = yaml.safe_load((path.parent / "config.yaml").read_text())
+            return (yaml.safe_load(path.read_text()).get("kind") == "snapshot" and config["seed_everything"] == seed
+                    and all(str(config["data"][key[len("--data."):]]) == value for key, value in zip(data[::2], data[1::2])))
+
+        (run,) = [path.parent for path in (project / "runs").glob("*/*/ensemble.yaml") if same_run(path)]
+        members = read_manifest(run / "ensemble.yaml")[-keep:]
         manifest = write_manifest(BUILD / f"{name}-snapshot-last" / f"seed{seed}.yaml", "snapshot",
                                   [{"checkpoint": m.checkpoint} for m in members])
         tested = ensemble_test(project, package, data, manifest)

@@ -181,6 +181,9 @@ def test_each_task_gets_only_its_own_files(out, cc, task):
         for name in names:
             assert (name in dependencies) == (other == task), f"{task} project and dependency {name}"
     assert "scikit-learn" in dependencies  # every task's ClassicalBlend (T63)
+    # a YAML file's first-line marker works as a Python file's: texts have the blend in default.yaml, not a preset
+    assert (project / "configs" / "presets" / "blend.yaml").is_file() == (task != "text_classification")
+    assert ("ClassicalBlend" in (project / "configs" / "default.yaml").read_text()) == (task == "text_classification")
     readme = (project / "README.md").read_text(encoding="utf-8")
     assert ("Word2VecInit" in readme) == (task == "text_classification")
     assert ("UCR" in readme) == (task == "sequence_classification")

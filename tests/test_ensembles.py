@@ -30,7 +30,7 @@ from callbacks.schedules import CyclicSchedule
 from callbacks.weight_averaging import ema_decay
 from datamodules import ImageClassificationDataModule, SequenceClassificationDataModule, TextClassificationDataModule
 from datamodules.oversample import oversampled_indices
-from tests.helpers_callbacks import TinyLSTM, fit
+from tests.helpers_callbacks import Recorder, TinyLSTM, fit
 
 
 # ----------------------------------------------------------------------------- averaging and scores (pure)
@@ -216,6 +216,15 @@ def test_ema_leaves_a_nan_step_out_of_the_average(tmp_path):
                      limit_val_batches=0)
     assert trainer.global_step == 5 and ema.skipped == 3  # steps 3, 4 and 5 left weights with a NaN
     assert all(torch.isfinite(p).all() for p in ema._average_model.module.parameters())
+
+
+def test_ema_leaves_the_cyclic_schedule_to_the_raw_weights_optimizer(tmp_path):
+    recorder = Recorder()
+    cyclic = CyclicLR(policy="triangular", max_lr=0.02, base_lr=0.002, step_size_epochs=1)
+    trainer, _ = fit([cyclic, EMAWeights(), recorder], epochs=2, default_root_dir=tmp_path, limit=200)
+    assert len(recorder.lrs) == trainer.global_step
+    for step, lrs in recorder.lrs.items():
+        assert lrs[0] == pytest.approx(cyclic.schedule.lr(step))
 
 
 def test_ema_refuses_bad_arguments():

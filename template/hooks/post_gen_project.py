@@ -1,6 +1,6 @@
 """Vendor callbacks/ and datamodules/ into the package, keep only the chosen task's code, record the answers.
 
-A Python file whose first line is ``# task: <name>`` (or ``# task: <name>, <name>``) belongs to those tasks
+A Python or YAML file whose first line is ``# task: <name>`` (or ``# task: <name>, <name>``) belongs to those tasks
 alone, and a line that ends with such a marker (an import in an ``__init__.py``) too: a project of another
 task has neither.
 Everything else is shared by every task. The same rule covers the vendored packages and the template's
@@ -58,9 +58,9 @@ def vendor(root: Path, package_dir: Path) -> None:
 
 
 def drop_other_tasks(project: Path, task: str) -> list[Path]:
-    """Remove the other tasks' files and lines from the project's Python files; returns the removed files."""
+    """Remove the other tasks' files and lines from the project's Python and YAML files; returns the removed files."""
     removed = []
-    for path in sorted(project.rglob("*.py")):
+    for path in sorted([*project.rglob("*.py"), *project.rglob("*.yaml")]):
         text = path.read_text(encoding="utf-8")
         owners = task_of(text)
         if owners is not None and task not in owners:
