@@ -7,8 +7,9 @@ training split; the blend weight ``w`` of ``(1 - w) * p_network + w * p_classica
 validation split's log-likelihood. The test split is never read to fit either.
 
 :class:`ClassicalBlend` fits both when ``fit`` ends, with the best checkpoint's weights, and stores
-them as ``checkpoints/blend.pkl`` beside that checkpoint: ``test`` and ``predict --ckpt_path`` of a
-checkpoint in that folder use the blend with nothing else at hand. ``blend.pkl`` is a pickle (the way
+them as ``checkpoints/blend.pkl`` beside that checkpoint: ``test`` and ``predict --ckpt_path`` of that
+checkpoint (not of ``last.ckpt`` or a snapshot beside it), and an ensemble with it as a member, use the blend
+with nothing else at hand. ``blend.pkl`` is a pickle (the way
 scikit-learn models are stored): load only the ones your own runs wrote.
 """
 
@@ -127,6 +128,13 @@ def load_blend(folder: Path) -> Optional[dict[str, Any]]:
         return pickle.load(handle)  # noqa: S301 - written by this project's own ClassicalBlend, see the module doc
 
 
+def blend_for(checkpoint: str | Path) -> Optional[dict[str, Any]]:
+    """The blend stored beside ``checkpoint`` when it was fitted for that checkpoint's weights, else ``None``
+    (``last.ckpt`` or a snapshot in the same folder are other weights)."""
+    stored = load_blend(Path(checkpoint).parent)
+    return stored if stored is not None and stored.get("checkpoint") in (None, Path(checkpoint).name) else None
+
+
 def blended_probabilities(stored: dict[str, Any], network: np.ndarray, inputs: Any) -> np.ndarray:
     """Blend ``network`` probabilities with the stored classical model's on the same ``inputs``."""
     classical = classical_probabilities(stored["model"], inputs, network.shape[1])
@@ -184,7 +192,8 @@ class ClassicalBlend(Callback):
             notice(__name__, f"ClassicalBlend: the weight is chosen on {len(labels)} validation examples, the split "
                              "that also chose the network's checkpoint (so the network looks better there than it "
                              "is): raise data.val_fraction, or give a val_path, for a weight to trust.")
-        self.stored = {"model": model, "weight": weight, "labels": list(getattr(data, "labels", []))}
+        self.stored = {"model": model, "weight": weight, "labels": list(getattr(data, "labels", [])),
+                       "checkpoint": Path(best.path).name if best.path else None}  # the weights it was fitted with
         path = (Path(best.path).parent if best.path else run_dir / "checkpoints") / BLEND_FILE  # beside the checkpoint
         write_atomically(path, lambda partial: partial.write_bytes(pickle.dumps(self.stored)))
         summary = {"blend/weight": weight, **_prefixed("val", network, classical, weight, labels)}
@@ -200,7 +209,7 @@ class ClassicalBlend(Callback):
         run_dir = run_directory(trainer)  # on every rank: it may broadcast
         stored = self.stored
         if stored is None and trainer.ckpt_path:
-            stored = load_blend(Path(trainer.ckpt_path).parent)
+            stored = blend_for(trainer.ckpt_path)
         if stored is None or not trainer.is_global_zero:
             return
         data = trainer.datamodule

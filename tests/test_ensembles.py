@@ -15,7 +15,7 @@ from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from callbacks import CyclicLR, EarlyStopping, EMAWeights, HardExamples, SnapshotEnsemble
-from callbacks.blend import ClassicalBlend, blend, classical_model, classical_probabilities, fit_blend_weight, load_blend
+from callbacks.blend import ClassicalBlend, blend, blend_for, classical_model, classical_probabilities, fit_blend_weight, load_blend
 from callbacks.ensemble import (
     average_probabilities,
     read_manifest,
@@ -296,6 +296,8 @@ def test_blend_is_fitted_without_the_test_split_and_stored_beside_the_checkpoint
     assert notices(f"ClassicalBlend: the weight is chosen on {val} validation examples, the split that also chose")
     stored = load_blend(tmp_path / "checkpoints")
     assert stored is not None and stored["weight"] == blender.stored["weight"]
+    assert blend_for(checkpoint.best_model_path) is not None  # fitted for the best checkpoint's weights,
+    assert blend_for(tmp_path / "checkpoints" / "last.ckpt") is None  # not for other weights in the folder
     summary = __import__("json").loads((tmp_path / "run" / "one" / "summary.json").read_text())
     assert summary["blend/weight"] == stored["weight"]
     assert summary["val/blend_nll"] <= min(summary["val/network_nll"], summary["val/classical_nll"]) + 1e-9

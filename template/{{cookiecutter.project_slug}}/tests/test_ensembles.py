@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from {{ cookiecutter.package_name }}.callbacks import read_offline_run
-from {{ cookiecutter.package_name }}.callbacks.blend import BLEND_FILE, blend, classical_probabilities, load_blend
+from {{ cookiecutter.package_name }}.callbacks.blend import BLEND_FILE, blend, blend_for, classical_probabilities, load_blend
 from {{ cookiecutter.package_name }}.callbacks.ensemble import read_manifest
 
 pytestmark = pytest.mark.slow
@@ -73,7 +73,12 @@ def test_seed_ensemble_runs_members_in_one_group_and_tests_their_averaged_probab
         cli.datamodule.load_state_dict(checkpoint[type(cli.datamodule).__qualname__])
         cli.model.load_state_dict(checkpoint["state_dict"])
         batches = cli.trainer.predict(cli.model, dataloaders=cli.datamodule.ordered_loader("test"))
-        member_probs.append(torch.cat(batches).double().numpy())
+        probs = torch.cat(batches).double().numpy()
+        stored = blend_for(member.checkpoint)  # a member predicts as predict --ckpt_path does: blended, if fitted
+        if stored is not None:
+            classical = classical_probabilities(stored["model"], cli.datamodule.split_inputs("test"), probs.shape[1])
+            probs = blend(probs, classical, stored["weight"])
+        member_probs.append(probs)
         labels = cli.datamodule.split_labels("test")
     averaged = np.mean(member_probs, axis=0)
     assert tested["ensemble"]["acc"] == pytest.approx(float((averaged.argmax(1) == labels).mean()), abs=1e-9)

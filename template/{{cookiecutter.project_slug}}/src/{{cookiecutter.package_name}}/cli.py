@@ -35,7 +35,7 @@ from lightning.pytorch.utilities.model_summary.model_summary import get_formatte
 
 from . import ensemble
 from .callbacks.best_metrics import BestMetrics, monitored_checkpoint
-from .callbacks.blend import BLEND_FILE, blended_probabilities, load_blend
+from .callbacks.blend import BLEND_FILE, blend_for, blended_probabilities
 from .callbacks.ensemble import Member, resolve_members
 from .callbacks.nan_guard import NonFiniteError
 from .callbacks.notices import notice
@@ -319,7 +319,7 @@ class ProjectCLI(LightningCLI):
         else:
             kwargs["return_predictions"] = True
             probabilities = torch.cat(self.trainer.predict(model, datamodule=datamodule, **kwargs))
-            stored = load_blend(Path(kwargs["ckpt_path"]).parent) if kwargs.get("ckpt_path") else None
+            stored = blend_for(kwargs["ckpt_path"]) if kwargs.get("ckpt_path") else None
             if stored is not None:
                 notice(__name__, f"predict: blended with the classical model in {Path(kwargs['ckpt_path']).parent / BLEND_FILE} "
                                  f"(weight {stored['weight']:.2f}, chosen on validation; T63).")

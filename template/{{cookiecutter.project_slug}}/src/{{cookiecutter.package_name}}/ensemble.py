@@ -20,13 +20,14 @@ import datetime
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
 
-from .callbacks.blend import network_probabilities
+from .callbacks.blend import blend_for, blended_probabilities, network_probabilities
 from .callbacks.ensemble import MANIFEST, Member, average_probabilities, reliability, same_labels, scores, write_manifest
+from .callbacks.notices import notice
 from .callbacks.reporting import report_summary, wandb_media
 from .callbacks.wandb_io import find_wandb_logger, run_directory, write_atomically
 from .trials import Trial, run_trials, run_root, write_result
@@ -38,15 +39,25 @@ def member_probabilities(members: list[Member], datamodule: Any, model_class: ty
                          device: torch.device, state_of: Any) -> tuple[list[np.ndarray], list[str]]:
     """Each member's probabilities on ``split``, in the split's stored order, with the members' common labels.
 
-    The data module takes each member's own state (vocabulary, scaling) before its member predicts.
+    The data module takes each member's own state (vocabulary, scaling) before its member predicts. A member
+    with a blend fitted for its checkpoint (``ClassicalBlend``, T63) predicts as ``predict --ckpt_path`` does:
+    blended with its classical model.
     """
-    probabilities, labels = [], []
+    probabilities, labels, blended = [], [], 0
     for member in members:
         datamodule.load_state_dict(state_of(str(member.checkpoint), datamodule))
         labels.append(list(datamodule.labels))
         same_labels(labels, [str(m.checkpoint) for m in members[:len(labels)]])
         model = model_class.load_from_checkpoint(str(member.checkpoint), map_location=device, weights_only=True)
-        probabilities.append(network_probabilities(model.to(device), datamodule.ordered_loader(split)))
+        probs = network_probabilities(model.to(device), datamodule.ordered_loader(split))
+        stored = blend_for(member.checkpoint)
+        if stored is not None:
+            probs = blended_probabilities(stored, probs, datamodule.split_inputs(split))
+            blended += 1
+        probabilities.append(probs)
+    if blended:
+        notice(__name__, f"ensemble: {blended} of {len(members)} members blended with their classical model (T63), "
+                         "as predict --ckpt_path does for each.")
     return probabilities, labels[0]
 
 
