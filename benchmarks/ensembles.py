@@ -79,11 +79,15 @@ def summary(run_dir: str) -> dict[str, Any]:
     return json.loads((Path(run_dir) / "summary.json").read_text())
 
 
+PATHS = ("checkpoint", "run_dir")  # stored relative to the repository, so the cache names no machine's folders
+
+
 def load_cache() -> dict[tuple[str, str, int], dict[str, Any]]:
     rows = {}
     if CACHE.is_file():
         for line in CACHE.read_text().splitlines():
             row = json.loads(line)
+            row.update({key: str(ROOT / row[key]) for key in PATHS if row.get(key)})
             rows[(row["set"], row["variant"], row["seed"])] = row
     return rows
 
@@ -91,8 +95,9 @@ def load_cache() -> dict[tuple[str, str, int], dict[str, Any]]:
 def remember(cache: dict, row: dict[str, Any]) -> dict[str, Any]:
     cache[(row["set"], row["variant"], row["seed"])] = row
     RESULTS.mkdir(parents=True, exist_ok=True)
+    stored = {**row, **{key: str(Path(row[key]).resolve().relative_to(ROOT)) for key in PATHS if row.get(key)}}
     with CACHE.open("a") as handle:
-        handle.write(json.dumps(row) + "\n")
+        handle.write(json.dumps(stored) + "\n")
     return row
 
 
@@ -169,7 +174,8 @@ def measure(name: str, cache: dict) -> None:
             return (yaml.safe_load(path.read_text()).get("kind") == "snapshot" and config["seed_everything"] == seed
                     and all(str(config["data"][key[len("--data."):]]) == value for key, value in zip(data[::2], data[1::2])))
 
-        (run,) = [path.parent for path in (project / "runs").glob("*/*/ensemble.yaml") if same_run(path)]
+        runs = [path.parent for path in (project / "runs").glob("*/*/ensemble.yaml") if same_run(path)]
+        run = max(runs, key=lambda folder: (folder / "ensemble.yaml").stat().st_mtime)  # the newest, after a rerun
         members = read_manifest(run / "ensemble.yaml")[-keep:]
         manifest = write_manifest(BUILD / f"{name}-snapshot-last" / f"seed{seed}.yaml", "snapshot",
                                   [{"checkpoint": m.checkpoint} for m in members])

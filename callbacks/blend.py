@@ -132,7 +132,7 @@ def blend_for(checkpoint: str | Path) -> Optional[dict[str, Any]]:
     """The blend stored beside ``checkpoint`` when it was fitted for that checkpoint's weights, else ``None``
     (``last.ckpt`` or a snapshot in the same folder are other weights)."""
     stored = load_blend(Path(checkpoint).parent)
-    return stored if stored is not None and stored.get("checkpoint") in (None, Path(checkpoint).name) else None
+    return stored if stored is not None and stored.get("checkpoint") == Path(checkpoint).name else None
 
 
 def blended_probabilities(stored: dict[str, Any], network: np.ndarray, inputs: Any) -> np.ndarray:
@@ -145,7 +145,7 @@ class ClassicalBlend(Callback):
     """Fit a classical model and the blend weight when fit ends; report the blend on validation and test (T63).
 
     With the best checkpoint's weights (the monitored ``ModelCheckpoint``; the weights in memory when
-    there is none), the callback fits the classical model on the training split, picks the blend
+    there is none, and then the blend is reported but applies to no checkpoint), the callback fits the classical model on the training split, picks the blend
     weight on the validation split and stores both as ``checkpoints/blend.pkl``. The run summary gets
     ``blend/weight`` and, for validation and (after every test) the test split, the network's, the
     classical model's and the blend's ``acc``, ``nll`` and ``ece`` (``val/blend_acc``, ``test/classical_nll``, ...).

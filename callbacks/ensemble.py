@@ -135,10 +135,15 @@ def read_manifest(path: Path) -> list[Member]:
     for i, row in enumerate(rows):
         if not isinstance(row, dict) or not row.get("checkpoint"):
             raise ValueError(f"{path}: member {i} has no `checkpoint:`.")
-        weight = float(row.get("weight", 1.0))
-        if weight < 0:
+        try:
+            weight = float(row.get("weight", 1.0))
+        except (TypeError, ValueError):
+            raise ValueError(f"{path}: member {i} has weight {row.get('weight')!r}; a weight is a number >= 0.") from None
+        if not weight >= 0:
             raise ValueError(f"{path}: member {i} has a negative weight ({weight}).")
         members.append(Member((path.parent / str(row["checkpoint"])).resolve(), weight))
+    if sum(m.weight for m in members) <= 0:
+        raise ValueError(f"{path}: every member has weight 0; give at least one a positive weight.")
     check_members_exist(members, source=str(path))
     return members
 

@@ -11,6 +11,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 from typing_extensions import override
 
+from .cyclic_lr import CyclicLR
 from .notices import notice
 
 MODES = ("min", "max")
@@ -118,6 +119,11 @@ class HalveOnPlateau(Callback):
 
     @override
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if any(isinstance(callback, CyclicLR) for callback in trainer.callbacks):
+            notice(__name__, "HalveOnPlateau does nothing in this run: CyclicLR sets the LR every step (e.g. the "
+                             "snapshot preset on a default that halves on plateaus).")
+            self.schedulers, self._loaded = [], []
+            return
         self.schedulers = [
             ReduceLROnPlateau(
                 optimizer, mode=self.mode, factor=self.factor, patience=self.patience, threshold=self.threshold,

@@ -27,8 +27,10 @@ class SnapshotEnsemble(Callback):
 
     Each snapshot is ``checkpoints/snapshot-cycle<k>.ckpt`` (weights and the data module's state,
     like the best-epoch checkpoint); ``ensemble.yaml`` in the run folder is rewritten after each one,
-    so a run stopped early still leaves an ensemble of the cycles it finished. Early stopping gets at
-    least one cycle of patience (a restart makes the monitor worse for a while). Test or predict with
+    so a run stopped early still leaves an ensemble of the cycles it finished. Early stopping's patience
+    is raised to the first cycle's length in epochs when it is shorter (a restart makes the monitor worse
+    for a while). Snapshots are the trained weights as they are: with ``EMAWeights`` in the run, not its
+    average. Test or predict with
     ``--ensemble runs/<project>/<run id>/ensemble.yaml``.
 
     Args:
@@ -79,7 +81,8 @@ class SnapshotEnsemble(Callback):
 
     @staticmethod
     def _hold_early_stopping(trainer: Trainer, cyclic: CyclicLR) -> None:
-        """Give early stopping at least a cycle of patience: right after a restart the monitor gets worse by design."""
+        """Give early stopping at least the first cycle's length in epochs of patience: right after a restart the
+        monitor gets worse by design."""
         if cyclic.policy == "one_cycle":
             return
         cycle = math.ceil(cyclic.t_0 if cyclic.policy == "cosine_restarts" else 2 * cyclic.step_size_epochs)

@@ -19,6 +19,7 @@ from typing import Any, Optional
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import EMAWeightAveraging
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch.optim.swa_utils import get_ema_avg_fn
 from typing_extensions import override
@@ -106,15 +107,21 @@ class EMAWeights(EMAWeightAveraging):
         values = [torch.isfinite(p).all() for p in pl_module.parameters()]
         if torch.is_tensor(loss):
             values.append(torch.isfinite(loss.detach()).all())
-        if not bool(torch.stack(values).all()):  # one device sync
+        finite = bool(torch.stack(values).all())  # one device sync
+        if not trainer.strategy.reduce_boolean_decision(finite, all=True):  # every rank skips alike (DDP)
             self.skipped += 1
             self._latest_update_step = trainer.global_step
             return
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
+    def _averaged(self) -> bool:
+        """Whether there is an average yet: before its first update the averaged model is a copy made before the
+        fit-start initialisations (word vectors, weight init), not weights worth validating."""
+        return self._average_model is not None and int(self._average_model.n_averaged) > 0
+
     @override
     def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self._average_model is not None and not self.swapped:
+        if trainer.state.fn == TrainerFn.FITTING and self._averaged() and not self.swapped:
             self._swap_models(pl_module)
             self.swapped = True
 
@@ -124,11 +131,13 @@ class EMAWeights(EMAWeightAveraging):
 
     @override
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.swapped:  # the model already holds the average, as of the last step
-            self.swapped = False
-            rank_zero_info(f"EMAWeights: the model now holds the average{self._skipped_note()}.")
+        if not self._averaged():  # no step was averaged (update_starting_at_epoch not reached): the weights stay
+            rank_zero_info("EMAWeights: no step was averaged; the model keeps its trained weights.")
             return
-        super().on_train_end(trainer, pl_module)
+        if self.swapped:  # the model holds the average as of the last step; the averaged model, the raw weights
+            self._swap_models(pl_module)
+            self.swapped = False
+        super().on_train_end(trainer, pl_module)  # the average into the model: both hold it from here on
         rank_zero_info(f"EMAWeights: the model now holds the average{self._skipped_note()}.")
 
     def _skipped_note(self) -> str:

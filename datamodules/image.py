@@ -86,6 +86,26 @@ class ImageBatches:
         return batch
 
 
+class StandardisedImages:
+    """A split's images, each standardised on access (``[C, H, W]`` float32); ``np.asarray`` gives ``[N, C, H, W]``."""
+
+    def __init__(self, images: torch.Tensor, batches: ImageBatches) -> None:
+        self.images = images
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self.batches([(self.images[index], -1)])["images"][0].numpy()
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        chunks = [self.batches([(image, -1) for image in self.images[i:i + 1024]])["images"].numpy()
+                  for i in range(0, len(self.images), 1024)]
+        array = np.concatenate(chunks) if chunks else np.zeros((0, *self.images.shape[1:]), np.float32)
+        return array.astype(dtype) if dtype is not None else array
+
+
 class ImageClassificationDataModule(LightningDataModule):
     """Labelled images split into train/val/test, standardised per channel, augmented for training, batched.
 
@@ -431,10 +451,11 @@ class ImageClassificationDataModule(LightningDataModule):
         self.setup(_STAGE_OF[split])
         return list(self.datasets[split].labels or [])
 
-    def split_inputs(self, split: str) -> np.ndarray:
-        """The images of ``split`` as the model reads them (scaled to [0, 1] and standardised, T40), ``[N, C, H, W]``."""
+    def split_inputs(self, split: str) -> StandardisedImages:
+        """The images of ``split`` as the model reads them (scaled to [0, 1] and standardised, T40), ``[C, H, W]`` each,
+        standardised when read: a table of a few hard examples does not hold the split in memory twice."""
         self.setup(_STAGE_OF[split])
-        return ImageBatches(self.statistics)([(image, -1) for image in self.datasets[split].images])["images"].numpy()
+        return StandardisedImages(self.datasets[split].images, ImageBatches(self.statistics))
 
     def _training_set(self) -> Dataset:
         """The training split as one epoch sees it: with ``oversample``, its hardest examples repeated."""
@@ -530,6 +551,7 @@ class ImageClassificationDataModule(LightningDataModule):
         if changed:  # data sets indexed or read otherwise: build them again
             stages = {_STAGE_OF[name] for name in self.datasets}
             self.datasets.clear()
+            self._oversampled = None
             self.images.clear()
             self._splits = None
             for stage in stages:

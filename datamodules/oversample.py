@@ -45,13 +45,19 @@ def oversampled_indices(path: str, labels: Sequence[int], share: float, factor: 
     if len(rows) != len(labels):
         raise ValueError(f"{path} lists {len(rows)} training examples, this training split has {len(labels)}: it was "
                          "written for other data or another split (same data options and seed needed).")
-    losses = [0.0] * len(labels)
-    for row in rows:
-        index = int(row["index"])
-        if not 0 <= index < len(labels) or int(row["label"]) != labels[index]:
+    losses: list[float | None] = [None] * len(labels)
+    for line, row in enumerate(rows, start=2):
+        try:
+            index, label, loss = int(row["index"]), int(row["label"]), float(row["loss"])
+        except (TypeError, ValueError):
+            raise ValueError(f"{path}, line {line}: index and label must be integers and loss a number, got "
+                             f"{row['index']!r}, {row['label']!r}, {row['loss']!r}.") from None
+        if not 0 <= index < len(labels) or losses[index] is not None:
+            raise ValueError(f"{path}, line {line}: index {index} is outside the training split or listed twice.")
+        if label != labels[index]:
             raise ValueError(f"{path}: example {row['index']} has label {row['label']} there but not in this training "
                              "split: it was written for other data or another split (same data options and seed needed).")
-        losses[index] = float(row["loss"])
+        losses[index] = loss
     count = max(1, math.ceil(share * len(labels)))
-    hard = sorted(range(len(labels)), key=lambda i: -losses[i])[:count]
+    hard = sorted(range(len(labels)), key=lambda i: -float(losses[i] or 0.0))[:count]
     return list(range(len(labels))) + sorted(hard) * (factor - 1), count

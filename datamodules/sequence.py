@@ -642,6 +642,7 @@ class SequenceClassificationDataModule(LightningDataModule):
         if changed:  # data sets indexed or scaled otherwise: build them again
             stages = {_STAGE_OF[name] for name in self.datasets}
             self.datasets.clear()
+            self._oversampled = None
             self.series.clear()
             for stage in stages:
                 self.setup(stage)

@@ -175,11 +175,11 @@ class TextClassificationDataModule(LightningDataModule):
         predict_path: a ``.txt`` (one text per line), ``.csv``, ``.tsv`` or ``.jsonl`` file to classify.
         vocab_from: a checkpoint whose vocabulary, labels and tokeniser settings to reuse instead
             of building them; the CLI sets it from ``--ckpt_path``.
-
         oversample: a previous run's ``train_losses.csv`` (``HardExamples``): its hardest training
             examples appear ``oversample_factor`` times per epoch (hard-example mining); same data and split.
         oversample_share: the share of training examples, highest loss first, that are oversampled.
         oversample_factor: how many times each of them appears in an epoch (>= 2).
+
     Raises:
         ValueError: an argument out of range (fractions, sizes), both ``predict_texts`` and
             ``predict_path`` given, ``unlabelled`` naming the bundled set being classified; when
@@ -594,5 +594,6 @@ class TextClassificationDataModule(LightningDataModule):
         if changed:  # datasets encoded with another vocabulary: encode them again
             stages = {_STAGE_OF[name] for name in self.datasets}
             self.datasets.clear()
+            self._oversampled = None
             for stage in stages:
                 self.setup(stage)

@@ -108,6 +108,12 @@ def test_manifest_errors_name_the_problem(tmp_path):
     with pytest.raises(FileNotFoundError) as error:
         read_manifest(tmp_path / "m.yaml")
     assert "2 member checkpoint(s) missing" in str(error.value) and "gone2.ckpt" in str(error.value)
+    (tmp_path / "w.yaml").write_text("members:\n- {checkpoint: a.ckpt, weight: null}\n")
+    with pytest.raises(ValueError, match="member 0 has weight None; a weight is a number >= 0."):
+        read_manifest(tmp_path / "w.yaml")
+    (tmp_path / "z.yaml").write_text("members:\n- {checkpoint: a.ckpt, weight: 0}\n- {checkpoint: b.ckpt, weight: 0}\n")
+    with pytest.raises(ValueError, match="every member has weight 0"):
+        read_manifest(tmp_path / "z.yaml")
     (tmp_path / "one.ckpt").write_bytes(b"x")
     with pytest.raises(ValueError, match="at least two checkpoints.*one checkpoint is --ckpt_path"):
         resolve_members([str(tmp_path / "one.ckpt")])
@@ -225,6 +231,29 @@ def test_ema_leaves_the_cyclic_schedule_to_the_raw_weights_optimizer(tmp_path):
     assert len(recorder.lrs) == trainer.global_step
     for step, lrs in recorder.lrs.items():
         assert lrs[0] == pytest.approx(cyclic.schedule.lr(step))
+
+
+def test_ema_validate_after_fit_keeps_the_average_and_an_unstarted_average_keeps_the_trained_weights(tmp_path):
+    ema = EMAWeights()
+    trainer, model = fit([ema], epochs=2, default_root_dir=tmp_path, limit=200)
+    after_fit = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer.validate(model, datamodule=trainer.datamodule, verbose=False)
+    assert all(torch.equal(after_fit[k], v) for k, v in model.state_dict().items())
+    raw = WeightsAt()
+    late = EMAWeights(update_starting_at_epoch=5)  # never reached in 2 epochs: nothing averaged, nothing swapped
+    trainer, model = fit([raw, late], epochs=2, default_root_dir=tmp_path, limit=200)
+    assert int(late._average_model.n_averaged) == 0
+    assert all(torch.equal(raw.weights[trainer.global_step][k], v) for k, v in model.state_dict().items())
+
+
+def test_halve_on_plateau_stands_aside_when_cyclic_lr_sets_the_lr(tmp_path, notices):
+    from callbacks import HalveOnPlateau
+
+    plateau = HalveOnPlateau(monitor="val/loss", patience=0)
+    fit([CyclicLR(policy="cosine_restarts", max_lr=0.02, t_0=1, t_mult=1), plateau], epochs=2,
+        default_root_dir=tmp_path, limit=200)
+    assert notices("HalveOnPlateau does nothing in this run: CyclicLR sets the LR every step")
+    assert plateau.halvings == 0 and plateau.schedulers == []
 
 
 def test_ema_refuses_bad_arguments():
@@ -355,6 +384,10 @@ def test_oversampled_indices_repeat_the_hardest_share(tmp_path):
         oversampled_indices(str(path), [0, 1, 0, 1], 0.4, 3)
     with pytest.raises(ValueError, match="example 1 has label 1 there but not in this training split"):
         oversampled_indices(str(path), [0, 0, 0, 1, 0], 0.4, 3)
+    twice = _losses_file(tmp_path / "twice.csv", [0, 1, 0, 1, 0], [0.1, 2.0, 0.3, 1.5, 0.2])
+    twice.write_text(twice.read_text().replace("\n4,0,0.2", "\n3,1,0.2"))
+    with pytest.raises(ValueError, match="line 6: index 3 is outside the training split or listed twice"):
+        oversampled_indices(str(twice), [0, 1, 0, 1, 0], 0.4, 3)
     with pytest.raises(FileNotFoundError, match="writes train_losses.csv into its run folder"):
         oversampled_indices(str(tmp_path / "none.csv"), [0], 0.1, 2)
 

@@ -578,7 +578,8 @@ def main(args: Any = None) -> None:
     argv = list(sys.argv[1:] if args is None else args)
     try:
         if argv[:1] == ["ensemble"]:  # T61: runs `fit` once per seed, then `test --ensemble` (ensemble.py)
-            ensemble.main(argv[1:], DEFAULT_LOGGER["init_args"]["save_dir"], DEFAULT_LOGGER["init_args"]["project"])
+            ensemble.main(argv[1:], DEFAULT_LOGGER["init_args"]["save_dir"], DEFAULT_LOGGER["init_args"]["project"],
+                          check_presets)
             return
         ProjectCLI(args=args, parser_kwargs={"prog": "{{ cookiecutter.package_name }}", "description": description})
     except KeyboardInterrupt:  # Ctrl+C before or after training (during it, Lightning stops with status 1)

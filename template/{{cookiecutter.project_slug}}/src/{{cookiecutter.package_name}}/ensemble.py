@@ -170,8 +170,10 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str], default_save_dir: str, default_project: str) -> None:
-    """``{{ cookiecutter.package_name }} ensemble ...``: train the members, write the manifest, test the ensemble."""
+def main(argv: list[str], default_save_dir: str, default_project: str, check_presets: Any) -> None:
+    """``{{ cookiecutter.package_name }} ensemble ...``: train the members, write the manifest, test the ensemble.
+
+    ``check_presets`` is the CLI's check that a preset is not given first (before N members each refuse it)."""
     options, fit_args = parser().parse_known_args(argv)
     if options.members < 2:
         raise ValueError(f"an ensemble needs --members >= 2, got {options.members}.")
@@ -181,6 +183,8 @@ def main(argv: list[str], default_save_dir: str, default_project: str) -> None:
         if any(arg == taken or arg.startswith(taken + "=") for arg in fit_args):
             raise ValueError(f"{taken} is set by the ensemble command itself (members differ by seed only); leave "
                              "it out.")
+    configs = [value for arg, value in zip(fit_args, fit_args[1:]) if arg == "--config"]
+    check_presets(configs + [arg.split("=", 1)[1] for arg in fit_args if arg.startswith("--config=")])
     group = options.group or f"ensemble-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     folder = run_root(fit_args, default_save_dir, default_project) / group
     seeds = list(range(options.first_seed, options.first_seed + options.members))
@@ -193,7 +197,8 @@ def main(argv: list[str], default_save_dir: str, default_project: str) -> None:
     done = [(seed, r) for seed, r in zip(seeds, results) if r.ok and r.result.get("checkpoint")]
     failed = [r for r in results if not (r.ok and r.result.get("checkpoint"))]
     for r in failed:
-        print(f"warning: {r.trial.name} failed (exit {r.returncode}); its log: {r.log}", file=sys.stderr, flush=True)
+        why = f"failed (exit {r.returncode})" if r.returncode else "finished without a best checkpoint (no monitor?)"
+        print(f"warning: {r.trial.name} {why}; its log: {r.log}", file=sys.stderr, flush=True)
     if len(done) < 2:
         _fail(f"only {len(done)} of {options.members} members finished with a checkpoint; see the logs in "
               f"{folder / 'logs'}.")

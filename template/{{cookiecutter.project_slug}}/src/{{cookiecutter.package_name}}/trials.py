@@ -132,6 +132,8 @@ def run_root(args: list[str], default_save_dir: str, default_project: str) -> Pa
             i += 1
         if key == "--config" and Path(value).is_file():
             logger = ((yaml.safe_load(Path(value).read_text(encoding="utf-8")) or {}).get("trainer") or {}).get("logger")
+            if isinstance(logger, list):  # several loggers: the first names the run folders, as in the CLI
+                logger = logger[0] if logger else None
             init_args = logger.get("init_args") if isinstance(logger, dict) else None
             for name in values:
                 if isinstance(init_args, dict) and init_args.get(name):
