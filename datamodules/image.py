@@ -9,7 +9,6 @@ where it has one, otherwise stratified and seeded 7:3; validation carved from tr
 
 from __future__ import annotations
 
-import logging
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -22,10 +21,11 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
 from .augment import Augmentation, random_affine
+from .examples import ExampleAccess
 from .image_io import BAD_IMAGE_POLICIES, ImageSet, bundled_name, idx_split_files, read_bundled, read_images
-from .oversample import check_oversampling, oversampled_indices
+from .oversample import check_oversampling
 from .sampler import resumable_loader
-from .splits import say, stratified_split
+from .splits import stratified_split
 
 SCALINGS = ("standard", "none")
 _STAGE_OF = {"train": "fit", "val": "validate", "test": "test", "predict": "predict"}
@@ -106,7 +106,7 @@ class StandardisedImages:
         return array.astype(dtype) if dtype is not None else array
 
 
-class ImageClassificationDataModule(LightningDataModule):
+class ImageClassificationDataModule(ExampleAccess, LightningDataModule):
     """Labelled images split into train/val/test, standardised per channel, augmented for training, batched.
 
     Images become ``[C, H, W]`` tensors of one size and channel count. Label names and the
@@ -440,35 +440,17 @@ class ImageClassificationDataModule(LightningDataModule):
         return resumable_loader(dataset, collate, self.batch_size, shuffle=shuffle, num_workers=self.num_workers)
 
     # ------------------------------------------------------------------ example by example (ensembles, T63, hard examples)
-    def ordered_loader(self, split: str) -> DataLoader:
-        """``split``'s examples in their stored order: not shuffled, not bucketed, never augmented. Ensembles, the classical
-        blend and the hard-examples table line predictions up with :meth:`split_labels` and :meth:`split_inputs`."""
-        self.setup(_STAGE_OF[split])
-        return resumable_loader(self.datasets[split], ImageBatches(self.statistics), self.batch_size, num_workers=self.num_workers)
-
-    def split_labels(self, split: str) -> list[int]:
-        """The label index of each example of ``split`` (``train``, ``val`` or ``test``), in stored order."""
-        self.setup(_STAGE_OF[split])
-        return list(self.datasets[split].labels or [])
-
     def split_inputs(self, split: str) -> StandardisedImages:
         """The images of ``split`` as the model reads them (scaled to [0, 1] and standardised, T40), ``[C, H, W]`` each,
         standardised when read: a table of a few hard examples does not hold the split in memory twice."""
         self.setup(_STAGE_OF[split])
         return StandardisedImages(self.datasets[split].images, ImageBatches(self.statistics))
 
-    def _training_set(self) -> Dataset:
-        """The training split as one epoch sees it: with ``oversample``, its hardest examples repeated."""
-        dataset = self.datasets["train"]
-        if self.oversample is None:
-            return dataset
-        if self._oversampled is None:
-            indices, hard = oversampled_indices(self.oversample, dataset.labels, self.oversample_share,
-                                                self.oversample_factor)
-            self._oversampled = ImageDataset(dataset.images[torch.tensor(indices)], [dataset.labels[i] for i in indices])
-            say(f"oversampling the {hard} hardest training examples x{self.oversample_factor} "
-                f"(from {self.oversample}): {len(indices)} examples an epoch.", logging.INFO)
-        return self._oversampled
+    def _ordered_collate(self) -> Any:
+        return ImageBatches(self.statistics)
+
+    def _subset(self, dataset: Any, indices: list[int]) -> Dataset:
+        return ImageDataset(dataset.images[torch.tensor(indices)], [dataset.labels[i] for i in indices])
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)  # T42: a new order every epoch; augmented

@@ -22,7 +22,8 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
-from .oversample import check_oversampling, oversampled_indices
+from .examples import ExampleAccess
+from .oversample import check_oversampling
 from .sampler import resumable_loader
 from .sequence_io import (
     CSV_FORMATS,
@@ -136,7 +137,7 @@ def pad_series(items: list[tuple[torch.Tensor, int]]) -> dict[str, torch.Tensor]
     return batch
 
 
-class SequenceClassificationDataModule(LightningDataModule):
+class SequenceClassificationDataModule(ExampleAccess, LightningDataModule):
     """Labelled numeric series split into train/val/test, scaled, padded and batched.
 
     Each series is a float32 array ``[time, channels]``, uni- or multivariate, of equal or
@@ -536,34 +537,16 @@ class SequenceClassificationDataModule(LightningDataModule):
         )
 
     # ------------------------------------------------------------------ example by example (ensembles, T63, hard examples)
-    def ordered_loader(self, split: str) -> DataLoader:
-        """``split``'s examples in their stored order: not shuffled, not bucketed. Ensembles, the classical
-        blend and the hard-examples table line predictions up with :meth:`split_labels` and :meth:`split_inputs`."""
-        self.setup(_STAGE_OF[split])
-        return resumable_loader(self.datasets[split], pad_series, self.batch_size, num_workers=self.num_workers)
-
-    def split_labels(self, split: str) -> list[int]:
-        """The label index of each example of ``split`` (``train``, ``val`` or ``test``), in stored order."""
-        self.setup(_STAGE_OF[split])
-        return list(self.datasets[split].labels or [])
-
     def split_inputs(self, split: str) -> list[np.ndarray]:
         """The series of ``split`` as the model reads them (scaled, T40), ``[time, channels]`` each, in stored order."""
         self.setup(_STAGE_OF[split])
         return [series.numpy() for series in self.datasets[split].sequences]
 
-    def _training_set(self) -> Dataset:
-        """The training split as one epoch sees it: with ``oversample``, its hardest examples repeated."""
-        dataset = self.datasets["train"]
-        if self.oversample is None:
-            return dataset
-        if self._oversampled is None:
-            indices, hard = oversampled_indices(self.oversample, dataset.labels, self.oversample_share,
-                                                self.oversample_factor)
-            self._oversampled = SeriesDataset([dataset.sequences[i] for i in indices], [dataset.labels[i] for i in indices])
-            say(f"oversampling the {hard} hardest training examples x{self.oversample_factor} "
-                f"(from {self.oversample}): {len(indices)} examples an epoch.", logging.INFO)
-        return self._oversampled
+    def _ordered_collate(self) -> Any:
+        return pad_series
+
+    def _subset(self, dataset: Any, indices: list[int]) -> Dataset:
+        return SeriesDataset([dataset.sequences[i] for i in indices], [dataset.labels[i] for i in indices])
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)  # T42: a new order every epoch

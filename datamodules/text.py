@@ -21,7 +21,8 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
-from .oversample import check_oversampling, oversampled_indices
+from .examples import ExampleAccess
+from .oversample import check_oversampling
 from .sampler import resumable_loader
 from .splits import line_list, say, stratified_split
 from .text_io import BUNDLED, SUFFIXES, Example, read_bundled, read_examples, read_texts, tokenize
@@ -121,7 +122,7 @@ def pad_collate(items: list[tuple[list[int], int]], pad_index: int = 0) -> dict[
     return batch
 
 
-class TextClassificationDataModule(LightningDataModule):
+class TextClassificationDataModule(ExampleAccess, LightningDataModule):
     """Labelled texts split into train/val/test, tokenised, indexed and padded.
 
     The vocabulary and label names are built from the training split only (no leak from
@@ -532,34 +533,16 @@ class TextClassificationDataModule(LightningDataModule):
         )
 
     # ------------------------------------------------------------------ example by example (ensembles, T63, hard examples)
-    def ordered_loader(self, split: str) -> DataLoader:
-        """``split``'s examples in their stored order: not shuffled, not bucketed. Ensembles, the classical
-        blend and the hard-examples table line predictions up with :meth:`split_labels` and :meth:`split_inputs`."""
-        self.setup(_STAGE_OF[split])
-        return resumable_loader(self.datasets[split], pad_collate, self.batch_size, num_workers=self.num_workers)
-
-    def split_labels(self, split: str) -> list[int]:
-        """The label index of each example of ``split`` (``train``, ``val`` or ``test``), in stored order."""
-        self.setup(_STAGE_OF[split])
-        return list(self.datasets[split].labels or [])
-
     def split_inputs(self, split: str) -> list[str]:
         """The texts of ``split`` as read (before tokenising), in stored order: what a classical model reads (T63)."""
         self.setup(_STAGE_OF[split])
         return list(self.texts[split])
 
-    def _training_set(self) -> Dataset:
-        """The training split as one epoch sees it: with ``oversample``, its hardest examples repeated."""
-        dataset = self.datasets["train"]
-        if self.oversample is None:
-            return dataset
-        if self._oversampled is None:
-            indices, hard = oversampled_indices(self.oversample, dataset.labels, self.oversample_share,
-                                                self.oversample_factor)
-            self._oversampled = EncodedTexts([dataset.sequences[i] for i in indices], [dataset.labels[i] for i in indices])
-            say(f"oversampling the {hard} hardest training examples x{self.oversample_factor} "
-                f"(from {self.oversample}): {len(indices)} examples an epoch.", logging.INFO)
-        return self._oversampled
+    def _ordered_collate(self) -> Any:
+        return pad_collate
+
+    def _subset(self, dataset: Any, indices: list[int]) -> Dataset:
+        return EncodedTexts([dataset.sequences[i] for i in indices], [dataset.labels[i] for i in indices])
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)  # T42: a new order every epoch
