@@ -44,7 +44,7 @@ from .callbacks.resume import ResumableCheckpoint, finished_marker
 from .callbacks.wandb_io import run_directory, write_atomically
 from .models.blocks import MONITORS
 from .models.{{ cookiecutter.task }} import TASK
-from .trials import write_result
+from .trials import TUNE_VARIABLE, write_result
 from .wandb_logger import WandbLogger
 
 
@@ -133,6 +133,7 @@ class ProjectCLI(LightningCLI):
         kwargs.setdefault("trainer_defaults", {"logger": DEFAULT_LOGGER, "callbacks": [BestMetrics(), ModelSummary()]})
         self._restore_from: Optional[str] = None  # --ckpt_path: the checkpoint that rebuilds the data module
         self._members: list[Member] = []  # --ensemble: the members, in order (test and predict)
+        self._trial_report: Any = None  # fit started by `tune`: reports to its study (tune/trial_report.py)
         super().__init__(TASK.model, TASK.datamodule, *args, **kwargs)
 
     def add_arguments_to_parser(self, parser: Any) -> None:
@@ -213,6 +214,12 @@ class ProjectCLI(LightningCLI):
             for logger in self.trainer.loggers:
                 if isinstance(logger, WandbLogger):
                     logger.resume(run_id)
+        if os.environ.get(TUNE_VARIABLE):
+            from .tune.trial_report import TrialReport
+
+            self._trial_report = TrialReport.from_environment()
+        if self._trial_report is not None:  # a trial of `tune`: the monitor goes to the study each epoch
+            self.trainer.callbacks.append(self._trial_report)
         if self.trainer.fast_dev_run:  # Lightning still writes last.ckpt on train end under fast_dev_run
             for callback in self.trainer.checkpoint_callbacks:
                 callback.save_last = False
@@ -259,7 +266,9 @@ class ProjectCLI(LightningCLI):
         best = monitored_checkpoint(self.trainer)
         best_path = getattr(best, "best_model_path", "") if best is not None else ""
         tested: dict[str, float] = {}
-        if self.config.fit.get("test_after_fit") and best_path and not overfit and not self.trainer.interrupted:
+        pruned = self._trial_report is not None and self._trial_report.pruned is not None
+        if self.config.fit.get("test_after_fit") and best_path and not overfit and not self.trainer.interrupted \
+                and not pruned:
             # rank zero reads the best weights and sends them: other nodes need not see its disk
             best_weights = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"] \
                 if self.trainer.is_global_zero else None
@@ -573,10 +582,15 @@ def main(args: Any = None) -> None:
     shows the traceback as well. SIGTERM ends a run with status 143 after saving a checkpoint.
     """
     quiet_screen()
-    description = {{ cookiecutter.description | tojson }} + ". Subcommands: fit, validate, test, predict, ensemble."
+    description = {{ cookiecutter.description | tojson }} + ". Subcommands: fit, validate, test, predict, ensemble, tune."
     _PHASE["running"] = False
     argv = list(sys.argv[1:] if args is None else args)
     try:
+        if argv[:1] == ["tune"]:  # the tuning autopilot and Optuna searches (tune/)
+            from .tune import main as tune
+
+            tune(argv[1:], DEFAULT_LOGGER["init_args"]["save_dir"], DEFAULT_LOGGER["init_args"]["project"], check_presets)
+            return
         if argv[:1] == ["ensemble"]:  # T61: runs `fit` once per seed, then `test --ensemble` (ensemble.py)
             ensemble.main(argv[1:], DEFAULT_LOGGER["init_args"]["save_dir"], DEFAULT_LOGGER["init_args"]["project"],
                           check_presets)

@@ -2,7 +2,7 @@
 
 A seed ensemble (T61, ``{{ cookiecutter.package_name }} ensemble``) is a list of :class:`Trial`
 (``fit --config ... --seed_everything=3``) run one after another, or ``workers`` at a time as
-separate processes. Each trial's output goes to its own log file; when a run ends, the CLI writes
+separate processes; the tuner (``{{ cookiecutter.package_name }} tune``) runs one trial at a time per worker. Each trial's output goes to its own log file; when a run ends, the CLI writes
 what it produced (run folder, best checkpoint, monitor, test metrics) as JSON to the file named by
 ``{{ cookiecutter.package_name | upper }}_TRIAL_RESULT`` in its environment, and the runner reads it back.
 W&B groups the runs through ``WANDB_RUN_GROUP`` and tags them through ``WANDB_TAGS``.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -23,6 +24,7 @@ from typing import Any, Optional
 import yaml
 
 RESULT_VARIABLE = "{{ cookiecutter.package_name | upper }}_TRIAL_RESULT"
+TUNE_VARIABLE = "{{ cookiecutter.package_name | upper }}_TUNE_TRIAL"  # a tune trial: its study and trial id (JSON)
 PACKAGE = "{{ cookiecutter.package_name }}"
 
 
@@ -65,6 +67,56 @@ def command(trial: Trial) -> list[str]:
     return [sys.executable, "-m", PACKAGE, *trial.args]
 
 
+def _parent_death_signal() -> None:
+    """In the child, before it runs: SIGTERM when the process that started it dies (Linux), so that a trial
+    never outlives a killed worker (it ends as a preempted run: a checkpoint saved, exit 143)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the child outlives a killed parent, as without this
+        pass
+
+
+def start(trial: Trial, log: Path, result_file: Path, threads: Optional[int] = None) -> tuple[subprocess.Popen, Any]:
+    """Start ``trial`` with its output in ``log``; returns the process and the open log file."""
+    env = {**os.environ, **trial.env, RESULT_VARIABLE: str(result_file)}
+    if threads is not None:
+        env.setdefault("OMP_NUM_THREADS", str(threads))
+    handle = log.open("w", encoding="utf-8")
+    handle.write(" ".join(command(trial)) + "\n")
+    handle.flush()
+    process = subprocess.Popen(command(trial), env=env, stdout=handle, stderr=subprocess.STDOUT,
+                               preexec_fn=_parent_death_signal)
+    return process, handle
+
+
+def _finish(trial: Trial, process: subprocess.Popen, result_file: Path, log: Path, started: float) -> TrialResult:
+    result = json.loads(result_file.read_text(encoding="utf-8")) if result_file.is_file() else None
+    if result_file.is_file():
+        result_file.unlink()
+    return TrialResult(trial, process.returncode, result, log, time.monotonic() - started)
+
+
+def run_trial(trial: Trial, log_dir: Path, threads: Optional[int] = None) -> TrialResult:
+    """Run one trial to its end (no progress bar: the caller shows progress). Ctrl+C waits for the run to stop
+    and raises ``KeyboardInterrupt``."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"{trial.name}.log"
+    result_file = log_dir / f".{trial.name}.{os.getpid()}.json"
+    started = time.monotonic()
+    process, handle = start(trial, log, result_file, threads)
+    try:
+        while process.poll() is None:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        process.wait()
+        raise
+    finally:
+        handle.close()
+    return _finish(trial, process, result_file, log, started)
+
+
 def run_trials(trials: list[Trial], log_dir: Path, workers: int = 1, description: str = "trials") -> list[TrialResult]:
     """Run ``trials``, at most ``workers`` at a time, with a progress bar; results in the order of ``trials``.
 
@@ -77,7 +129,7 @@ def run_trials(trials: list[Trial], log_dir: Path, workers: int = 1, description
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}.")
     log_dir.mkdir(parents=True, exist_ok=True)
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
     pending = list(enumerate(trials))
     running: dict[int, tuple[subprocess.Popen, Path, Any, float]] = {}
     results: dict[int, TrialResult] = {}
@@ -90,21 +142,13 @@ def run_trials(trials: list[Trial], log_dir: Path, workers: int = 1, description
                 while pending and len(running) < workers:
                     index, trial = pending.pop(0)
                     result_file = scratch / f"{index}.json"
-                    env = {**os.environ, **trial.env, RESULT_VARIABLE: str(result_file)}
-                    if workers > 1:
-                        env.setdefault("OMP_NUM_THREADS", str(threads))
-                    log = log_dir / f"{trial.name}.log"
-                    handle = log.open("w", encoding="utf-8")
-                    handle.write(" ".join(command(trial)) + "\n")
-                    handle.flush()
-                    process = subprocess.Popen(command(trial), env=env, stdout=handle, stderr=subprocess.STDOUT)
+                    process, handle = start(trial, log_dir / f"{trial.name}.log", result_file, threads)
                     running[index] = (process, result_file, handle, time.monotonic())
                 for index in [i for i, (p, *_) in running.items() if p.poll() is not None]:
                     process, result_file, handle, started = running.pop(index)
                     handle.close()
-                    result = json.loads(result_file.read_text(encoding="utf-8")) if result_file.is_file() else None
-                    results[index] = TrialResult(trials[index], process.returncode, result,
-                                                 log_dir / f"{trials[index].name}.log", time.monotonic() - started)
+                    results[index] = _finish(trials[index], process, result_file,
+                                             log_dir / f"{trials[index].name}.log", started)
                     progress.advance(bar)
                 time.sleep(0.2)
     except KeyboardInterrupt:
