@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
@@ -160,7 +161,7 @@ def claim(study: Any, url: str, setup: dict[str, Any]) -> tuple[str, Any]:
     """Under the study's lock: ``("run", trial)``, ``("wait", None)`` or ``("done", step)``."""
     from .study import claim_lock, fail_lost_trials, records, worker_id
 
-    with claim_lock(study._storage, url, study.study_name):
+    with claim_lock(url, study.study_name):
         for number in fail_lost_trials(study, url):
             print(f"trial #{number} lost its worker: failed, and queued again", file=sys.stderr, flush=True)
         budget = int(study.user_attrs.get("budget", setup["budget"]))
@@ -181,7 +182,9 @@ def claim(study: Any, url: str, setup: dict[str, Any]) -> tuple[str, Any]:
                 elif len(found) >= budget:
                     running = [r for r in found if r.state in ("running", "waiting")]
                     return ("wait", None) if running else ("done", None)
-        trial = study.ask()
+        with warnings.catch_warnings():  # Optuna beats only inside Study.optimize; our workers beat themselves
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+            trial = study.ask()
         if setup["mode"] != "autopilot" and "params" not in trial.user_attrs:
             params = {}
             for arg, values in setup["space"].items():
@@ -364,7 +367,7 @@ def watch(study: Any, setup: dict[str, Any], url: str, name: str, folder: Path, 
                     finished = trial.state.name in ("COMPLETE", "PRUNED", "FAIL")
                     if finished and trial.number not in shown and trial.datetime_complete is not None:
                         shown.add(trial.number)
-                        progress.console.print(line_of(trial, setup))
+                        progress.console.print(line_of(trial, setup), soft_wrap=True)
                 done = sum(1 for t in study.get_trials(deepcopy=False)
                            if t.state.name in ("COMPLETE", "PRUNED") or t.user_attrs.get("failure") == "run")
                 progress.update(bar, completed=done)
@@ -453,7 +456,7 @@ def main(argv: list[str], default_save_dir: str, default_project: str, check_pre
         raise ValueError(f"--workers must be >= 1, got {options.workers}.")
     if options.heartbeat < 1:
         raise ValueError(f"--heartbeat must be >= 1 second, got {options.heartbeat}.")
-    for taken in ("--ckpt_path", "--ensemble", "--print_config", "--seed_everything"):
+    for taken in ("--ckpt_path", "--ensemble", "--print_config"):
         if any(arg == taken or arg.startswith(taken + "=") for arg in fit_args):
             raise ValueError(f"{taken} cannot be tuned or resumed per trial; leave it out (tune resumes the study by "
                              "itself when the same command runs again).")
@@ -519,7 +522,7 @@ def finish(study: Any, setup: dict[str, Any], name: str, folder: Path, options: 
              "budget": int(study.user_attrs.get("budget", setup["budget"]))}
     png = figure(folder / "report.png", setup, trials, decisions)
     md = folder / "report.md"
-    write_text(md, markdown(name, setup, trials, decisions, best, baseline, tuned if best else None, png))
+    write_text(md, markdown(name, setup, trials, decisions, best, baseline, tuned if best else None, png, reason))
     summary_run(name, setup, trials, best, png, md)
     print(md.read_text(encoding="utf-8").split("## Result", 1)[-1].strip(), flush=True)
     print(f"report: {md} (+ {png.name})", flush=True)

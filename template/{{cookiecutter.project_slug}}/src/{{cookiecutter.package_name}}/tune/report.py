@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
 
@@ -81,7 +80,8 @@ def study_seconds(trials: list[Any]) -> float:
 
 
 def markdown(name: str, setup: dict[str, Any], trials: list[Any], decisions: list[Decision],
-             best: Optional[Any], baseline: Optional[Any], tuned: Optional[Path], figure: Optional[Path]) -> str:
+             best: Optional[Any], baseline: Optional[Any], tuned: Optional[Path], figure: Optional[Path],
+             reason: str = "") -> str:
     """The report as Markdown."""
     rows = rows_of(trials)
     monitor = setup["monitor"]
@@ -112,6 +112,8 @@ def markdown(name: str, setup: dict[str, Any], trials: list[Any], decisions: lis
             lines.append(f"| #{row.number} | {params or 'the config as it is'} | {_fmt(row.monitor)} | {row.epochs} | "
                          f"{row.state} |")
         lines.append("")
+    if reason == "budget":
+        lines += [f"The budget ({setup['budget']} trials) ended the plan; a larger --trials goes on from here.", ""]
     pruned = [r for r in rows if r.state == "pruned"]
     lost = [r for r in rows if r.state in ("lost", "interrupted")]
     epochs = sum(int(r.epochs or 0) for r in rows)
@@ -126,10 +128,13 @@ def markdown(name: str, setup: dict[str, Any], trials: list[Any], decisions: lis
         lines.append(f"- kept: trial #{best.number} ({', '.join(f'{k}={_shown(v)}' for k, v in params.items()) or 'the config as it is'}): "
                      f"{monitor} {_fmt(best.value)}")
         test = best.user_attrs.get("test") or {}
-        if baseline is not None and baseline.value is not None:
-            gain = best.value - baseline.value
-            lines.append(f"- gain over the config as it was (trial #{baseline.number}, {_fmt(baseline.value)}): "
-                         f"{gain:+.4f} {monitor}")
+        if baseline is not None and baseline.number == best.number:
+            lines.append("- nothing tried beat the config as it was: it is kept")
+        elif baseline is not None and baseline.value is not None:
+            gain = (best.value - baseline.value) * (1 if setup["maximize"] else -1)
+            lines.append(f"- gain over the config as it was (trial #{baseline.number}): {monitor} "
+                         f"{_fmt(baseline.value)} -> {_fmt(best.value)} ({'better' if gain > 0 else 'no better'} by "
+                         f"{abs(gain):.4f})")
             base_test = baseline.user_attrs.get("test") or {}
             for metric in sorted(set(test) & set(base_test)):
                 if metric.endswith(("acc", "f1", "loss")):
@@ -210,6 +215,3 @@ def table(trials: list[Any]) -> tuple[list[str], list[list[Any]]]:
             for r in rows_of(trials)]
     return columns, data
 
-
-def stamp() -> str:
-    return f"{datetime.now():%Y-%m-%d %H:%M}"

@@ -55,8 +55,11 @@ def open_storage(url: str, heartbeat: Optional[int] = 10, grace: Optional[int] =
     return JournalStorage(JournalFileBackend(str(path)))
 
 
+_ENGINES: dict[str, Any] = {}
+
+
 @contextlib.contextmanager
-def claim_lock(storage: Any, url: str, study_name: str) -> Iterator[None]:
+def claim_lock(url: str, study_name: str) -> Iterator[None]:
     """One worker at a time decides and creates the next trial."""
     if not is_rdb(url) or url.startswith("sqlite"):
         lock_path = Path(url.split("///", 1)[-1] if url.startswith("sqlite") else url).with_suffix(".lock")
@@ -70,7 +73,9 @@ def claim_lock(storage: Any, url: str, study_name: str) -> Iterator[None]:
     import sqlalchemy
 
     key = int.from_bytes(hashlib.sha1(study_name.encode()).digest()[:7], "big")
-    with storage.engine.connect() as connection:
+    if url not in _ENGINES:  # a connection of our own for the lock, beside Optuna's
+        _ENGINES[url] = sqlalchemy.create_engine(url, pool_pre_ping=True)
+    with _ENGINES[url].connect() as connection:
         if url.startswith("postgresql"):
             connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
             unlock = ("SELECT pg_advisory_unlock(:key)", {"key": key})
@@ -105,7 +110,9 @@ def fail_lost_trials(study: optuna.Study, url: str) -> list[int]:
     longer exists (killed, or a ``tune`` interrupted and run again)."""
     if is_rdb(url):
         before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-        optuna.storages.fail_stale_trials(study)
+        with warnings.catch_warnings():  # "experimental" since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
         after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         return sorted(before - after)
     lost = []
@@ -127,7 +134,7 @@ class Heartbeat:
         self._storage, self._trial_id = storage, trial_id
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        self.interval = getattr(storage, "heartbeat_interval", None)
+        self.interval = storage.get_heartbeat_interval() if hasattr(storage, "get_heartbeat_interval") else None
 
     def __enter__(self) -> "Heartbeat":
         if self.interval:

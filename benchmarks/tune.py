@@ -1,0 +1,205 @@
+"""The tuning autopilot against Optuna's TPE and random search over the same space, and the untuned default.
+
+Equal budgets: every study gets the same number of trials (``--trials``, stage 0 left out) and the same max epochs
+per trial (set per data set in ``SETS``); trial 0 of every study is the config as it is (LR finder on), which is also the
+"default" row. For each set and repeat (``--seed_everything`` 1, 2): the best validation score a study found, the
+test score of the configuration it chose (its trial's test after fit; selection saw validation only), the
+epochs and trial-minutes spent, the study's wall time. Then the same random-search study with 1 and 2 workers,
+interleaved, for the wall-time ratio.
+
+    .venv/bin/python benchmarks/tune.py                 # everything (hours on 2 cores; cached per study)
+    .venv/bin/python benchmarks/tune.py --sets ItalyPowerDemand digits
+    .venv/bin/python benchmarks/tune.py --render        # the table and plot from the cache
+
+Writes ``benchmarks/results/tune.md``, ``tune.json`` and ``tune.png``; raw rows in ``tune_runs.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from project_runs import ROOT, bake  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+CACHE = RESULTS / "tune_runs.jsonl"
+BUILD = ROOT / "build" / "bench-tune"
+PROJECTS = {"text_classification": ("sentiment-classifier", "sentiment_classifier"),
+            "sequence_classification": ("sequence-classifier", "sequence_classifier"),
+            "image_classification": ("image-classifier", "image_classifier")}
+#: name -> (task, data arguments, max epochs per trial: a trial's start-up, ~15 s, is most of a small set's trial)
+SETS = {"ItalyPowerDemand": ("sequence_classification", ["--data.dataset", "ItalyPowerDemand"], 60),
+        "digits": ("image_classification", [], 20),
+        "MR": ("text_classification", [], 5)}
+METHODS = ("autopilot", "tpe", "random")
+REPEATS = (1, 2)
+WORKER_SET = "ItalyPowerDemand"
+
+
+def project_of(task: str) -> tuple[Path, str]:
+    slug, package = PROJECTS[task]
+    project = BUILD / task / slug
+    if not (project / "pyproject.toml").is_file():
+        bake(task, project)
+    return project, package
+
+
+def load_cache() -> dict[tuple, dict[str, Any]]:
+    rows = {}
+    if CACHE.is_file():
+        for line in CACHE.read_text().splitlines():
+            row = json.loads(line)
+            rows[tuple(row["key"])] = row
+    return rows
+
+
+def remember(cache: dict, row: dict[str, Any]) -> None:
+    cache[tuple(row["key"])] = row
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with CACHE.open("a") as handle:
+        handle.write(json.dumps(row) + "\n")
+
+
+def run_study(name: str, method: str, seed: int, trials: int, workers: int, tag: str) -> dict[str, Any]:
+    """One ``tune`` study through the project's CLI; what it found, read back from its journal."""
+    import optuna
+
+    task, data, epochs = SETS[name]
+    project, package = project_of(task)
+    study = f"bench-{tag}"
+    folder = project / "runs" / PROJECTS[task][0] / study
+    env = {**os.environ, "PYTHONPATH": str(project / "src"), "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", package, "tune", "--config", "configs/default.yaml", *data,
+               "--trainer.max_epochs", str(epochs), f"--seed_everything={seed}", "--trainer.enable_progress_bar=false",
+               "--sampler", method, "--trials", str(trials), "--workers", str(workers), "--study", study,
+               "--skip_preflight", "--sampler_seed", str(seed), "--tuned", str(folder / "tuned.yaml")]
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    sys.path.insert(0, str(project / "src"))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    found = optuna.load_study(study_name=study, storage=JournalStorage(JournalFileBackend(str(folder / "study.journal"))))
+    trials_ = found.get_trials()
+    best, _, _ = importlib.import_module(f"{package}.tune.command").kept(found, found.user_attrs["setup"])
+    default = next(t for t in trials_ if t.user_attrs.get("params") == {})
+    return {"key": [name, method, seed, workers], "set": name, "method": method, "seed": seed, "workers": workers,
+            "max_epochs": epochs,
+            "best_val": best.value, "best_test": (best.user_attrs.get("test") or {}).get("test/acc"),
+            "best_params": best.user_attrs.get("params"), "default_val": default.value,
+            "default_test": (default.user_attrs.get("test") or {}).get("test/acc"),
+            "monitor": found.user_attrs["setup"]["monitor"], "trials": len(trials_),
+            "pruned": sum(t.state.name == "PRUNED" for t in trials_),
+            "epochs": sum(int(t.user_attrs.get("epochs") or 0) for t in trials_),
+            "trial_minutes": sum(float(t.user_attrs.get("seconds") or 0) for t in trials_) / 60, "wall_s": seconds}
+
+
+def measure(sets: list[str], trials: int, cache: dict, workers_check: bool) -> None:
+    for seed in REPEATS:
+        for name in sets:
+            for method in METHODS:
+                if (name, method, seed, 1) in cache:
+                    continue
+                print(f"{name} {method} seed {seed} ...", flush=True)
+                remember(cache, run_study(name, method, seed, trials, 1, f"{name}-{method}-{seed}"))
+    if workers_check:
+        for seed in REPEATS:  # interleaved: 1 worker, 2 workers, 1, 2
+            for workers in (1, 2):
+                key = (WORKER_SET, "random-workers", seed, workers)
+                if key in cache:
+                    continue
+                print(f"workers {workers} seed {seed} ...", flush=True)
+                row = run_study(WORKER_SET, "random", seed, trials, workers, f"workers-{workers}-{seed}")
+                row["key"], row["method"] = list(key), "random-workers"
+                remember(cache, row)
+
+
+def _mean(values: list[float]) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "—"
+    return f"{statistics.mean(values):.3f}" + (f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else "")
+
+
+def render(cache: dict) -> None:
+    rows = list(cache.values())
+    sets = [name for name in SETS if any(r["set"] == name for r in rows)]
+    lines = ["| set | method | best validation (monitor) | test acc of the choice | epochs | trial-min | study wall s |",
+             "|---|---|---|---|---|---|---|"]
+    summary: dict[str, Any] = {}
+    for name in sets:
+        mine = [r for r in rows if r["set"] == name and r["workers"] == 1 and r["method"] in METHODS]
+        if not mine:
+            continue
+        monitor = mine[0]["monitor"]
+        lines.append(f"| {name} | default config (trial 0) | {_mean([r['default_val'] for r in mine])} ({monitor}) | "
+                     f"{_mean([r['default_test'] for r in mine])} | | | |")
+        for method in METHODS:
+            these = [r for r in mine if r["method"] == method]
+            summary[f"{name}/{method}"] = {k: [r[k] for r in these] for k in ("best_val", "best_test", "default_test",
+                                                                             "epochs", "wall_s")}
+            lines.append(f"| {name} | {method} | {_mean([r['best_val'] for r in these])} | "
+                         f"{_mean([r['best_test'] for r in these])} | {_mean([r['epochs'] for r in these])} | "
+                         f"{_mean([r['trial_minutes'] for r in these])} | {_mean([r['wall_s'] for r in these])} |")
+    workers = {w: [r["wall_s"] for r in rows if r["method"] == "random-workers" and r["workers"] == w] for w in (1, 2)}
+    if workers[1] and workers[2]:
+        ratio = statistics.median(workers[1]) / statistics.median(workers[2])
+        summary["workers"] = {"1": workers[1], "2": workers[2], "speed-up": ratio}
+        lines += ["", f"Random search on {WORKER_SET}, same budget: 1 worker {statistics.median(workers[1]):.0f} s, "
+                      f"2 workers {statistics.median(workers[2]):.0f} s (medians of {len(workers[1])}): "
+                      f"{ratio:.2f}x faster."]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "tune.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / "tune.json").write_text(json.dumps(summary, indent=1))
+    plot(rows, sets)
+    print("\n".join(lines))
+
+
+def plot(rows: list[dict[str, Any]], sets: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, max(1, len(sets)), figsize=(4 * max(1, len(sets)), 3), squeeze=False)
+    for ax, name in zip(axes[0], sets):
+        mine = [r for r in rows if r["set"] == name and r["workers"] == 1 and r["method"] in METHODS]
+        labels = ["default", *METHODS]
+        for i, label in enumerate(labels):
+            values = [r["default_test"] for r in mine] if label == "default" else \
+                [r["best_test"] for r in mine if r["method"] == label]
+            ax.scatter([i] * len(values), values, color="tab:orange" if label == "autopilot" else "tab:blue")
+        ax.set_xticks(range(len(labels)), labels, fontsize=8)
+        ax.set_title(f"{name}: test accuracy of the choice", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "tune.png", dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
+    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--no-workers", dest="workers", action="store_false", help="skip the 1 vs 2 workers timing")
+    parser.add_argument("--render", action="store_true", help="only the table and plot from the cache")
+    options = parser.parse_args()
+    cache = load_cache()
+    if not options.render:
+        measure(options.sets, options.trials, cache, options.workers)
+    render(cache)
+
+
+if __name__ == "__main__":
+    main()
