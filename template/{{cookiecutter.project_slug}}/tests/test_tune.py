@@ -209,12 +209,15 @@ def test_the_sweep_export_holds_the_same_space_and_its_arguments_are_accepted(su
     base = sweep["command"][sweep["command"].index("--config") + 1]
     for pick in (0, -1):  # every parameter at its first, then its last value, as `${args}` writes them
         args = [f"--{name}={spec['values'][pick]}" for name, spec in sweep["parameters"].items()]
-        cli = workspace.cli("--config", base, *args, "--trainer.logger=false")
+        printed = subprocess.run([sys.executable, "-m", "{{ cookiecutter.package_name }}", "fit", "--config", base, *args,
+                                  "--print_config"], capture_output=True, text=True, env=workspace.subprocess_env())
+        assert printed.returncode == 0, printed.stderr[-2000:]
+        config = yaml.safe_load(printed.stdout)
         for name, spec in sweep["parameters"].items():
             section, key = name.split(".", 1)
             value = spec["values"][pick]
-            assert cli.config[section][key] == (None if value == "null" else value)
-        assert not any(str(c.get("class_path", "")).endswith(".LRFinder") for c in cli.config.trainer.callbacks)
+            assert config[section][key] == (None if value == "null" else value)
+        assert not any(str(c.get("class_path", "")).endswith(".LRFinder") for c in config["trainer"]["callbacks"])
 {%- if cookiecutter.task == "sequence_classification" %}
 
 
