@@ -206,7 +206,7 @@ def test_baked_project_test_suite_passes(out, cc, task):
         env={**os.environ, "PYTHONPATH": str(project / "src")},
         capture_output=True,
         text=True,
-        timeout=1500,
+        timeout=2700,  # the fault suite and the tuner's studies: minutes each
     )
     print(f"baked {task} project's test suite: {time.perf_counter() - start:.1f} s")
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}"

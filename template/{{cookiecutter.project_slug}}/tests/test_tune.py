@@ -5,7 +5,6 @@ two "machines" on a real PostgreSQL server with one killed mid-trial, an interru
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import signal
@@ -117,6 +116,27 @@ def test_the_projects_plan_names_only_options_of_the_default_config(workspace):
     config = {"model": dict(cli.config.model), "data": dict(cli.config.data)}
     plan = build_plan(settings, config, True, "configs/tune.yaml")
     assert [k.name for k in plan.knobs][:2] == ["weight_decay", "dropout"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--trials", "0"], "error: --trials must be >= 1, got 0.\n"),
+    (["--workers", "0"], "error: --workers must be >= 1, got 0.\n"),
+    (["--ckpt_path", "last"], "error: --ckpt_path cannot be tuned or resumed per trial; leave it out (tune resumes the "
+                              "study by itself when the same command runs again).\n"),
+    (["--plan", "missing.yaml"], "error: missing.yaml: no such plan file; `tune` reads the knobs and ladders from "
+                                 "configs/tune.yaml (or --plan FILE).\n"),
+])
+def test_bad_tune_arguments_are_refused_with_one_line_and_nothing_written(workspace, args, message):
+    code, said = workspace.error("tune", "--config", workspace.default_config, *args)
+    assert (code, said) == (2, message)
+    assert not (workspace.root / "runs").exists()
+
+
+def test_fit_arguments_the_cli_refuses_stop_tune_before_a_study_exists(workspace, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", workspace.subprocess_env()["PYTHONPATH"])
+    code, said = workspace.error("tune", "--config", workspace.default_config, "--model.dropuot", "0.2")
+    assert code == 2 and said.startswith("error: the fit arguments are not accepted: ") and "dropuot" in said
+    assert not (workspace.root / "runs").exists()
 
 
 # ------------------------------------------------------------------ studies through the CLI
@@ -231,6 +251,18 @@ def test_two_workers_share_one_journal_file_and_never_run_one_configuration_twic
     keys = [key_of(t.user_attrs["params"]) for t in trials]
     assert len(set(keys)) == 5  # no configuration ran twice
     assert len({t.user_attrs["worker"]["pid"] for t in trials}) == 2  # both workers ran trials
+
+
+@pytest.mark.slow
+def test_a_pipeline_that_cannot_overfit_stops_the_study_before_any_trial(subprocesses, capsys):
+    workspace = subprocesses
+    with pytest.raises(SystemExit) as stopped:
+        tune(workspace, "--study", "broken", "--trials", 3, "--model.lr=1.0e-9")  # it cannot learn: T51 fails
+    assert stopped.value.code == 1
+    said = capsys.readouterr().err
+    assert "Overfit test FAIL" in said and "stage 0 failed (exit 1)" in said and "--skip_preflight" in said
+    found = study(str(workspace.root / "runs" / workspace.project / "broken" / "study.journal"), "broken")
+    assert found.get_trials() == [] and "preflight" not in found.user_attrs
 
 
 @pytest.fixture

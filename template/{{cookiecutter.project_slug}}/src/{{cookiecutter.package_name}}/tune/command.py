@@ -13,7 +13,6 @@ import hashlib
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -24,8 +23,8 @@ from typing import Any, Optional
 import yaml
 
 from ..trials import PACKAGE, TUNE_VARIABLE, Trial, command, run_root, run_trial
-from .plan import BASELINE, Plan, key_of, next_step
-from .settings import PlanError, build_plan, read_settings, search_space
+from .plan import BASELINE, Plan, next_step
+from .settings import build_plan, read_settings, search_space
 
 MODES = ("autopilot", "tpe", "random", "grid")
 MONITOR_MODES = {"val/acc": "max", "val/f1": "max", "val/loss": "min"}
@@ -143,8 +142,10 @@ def open_study(url: str, name: str, setup: dict[str, Any], worker: int = 0) -> A
 def load_setup(url: str, name: str) -> Optional[dict[str, Any]]:
     import optuna
 
-    from .study import open_storage
+    from .study import is_rdb, open_storage
 
+    if not is_rdb(url) and not Path(url).is_file():  # a new study: nothing written before its set-up is checked
+        return None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = optuna.load_study(study_name=name, storage=open_storage(url, heartbeat=None))
