@@ -8,7 +8,9 @@ epochs and trial-minutes spent, the study's wall time. Then the same random-sear
 interleaved, for the wall-time ratio.
 
     .venv/bin/python benchmarks/tune.py                 # everything (hours on 2 cores; cached per study)
-    .venv/bin/python benchmarks/tune.py --sets ItalyPowerDemand digits
+    .venv/bin/python benchmarks/tune.py --sets JapaneseVowels digits --no-workers &   # two at a time on 2 cores
+    .venv/bin/python benchmarks/tune.py --sets MR --no-workers; wait
+    .venv/bin/python benchmarks/tune.py --workers-only   # alone
     .venv/bin/python benchmarks/tune.py --render        # the table and plot from the cache
 
 Writes ``benchmarks/results/tune.md``, ``tune.json`` and ``tune.png``; raw rows in ``tune_runs.jsonl``.
@@ -20,6 +22,7 @@ import argparse
 import importlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -108,10 +111,11 @@ def run_study(name: str, method: str, seed: int, trials: int, workers: int, tag:
             "trial_minutes": sum(float(t.user_attrs.get("seconds") or 0) for t in trials_) / 60, "wall_s": seconds}
 
 
-def measure(sets: list[str], trials: int, cache: dict, workers_check: bool) -> None:
-    for seed in REPEATS:
+def measure(sets: list[str], trials: int, cache: dict, workers_check: bool, studies: bool) -> None:
+    for seed in REPEATS if studies else ():
         for name in sets:
             for method in METHODS:
+                cache.update(load_cache())  # another process (another --sets) may have run it meanwhile
                 if (name, method, seed, 1) in cache:
                     continue
                 print(f"{name} {method} seed {seed} ...", flush=True)
@@ -163,6 +167,13 @@ def render(cache: dict) -> None:
                       f"2 workers {statistics.median(workers[2]):.0f} s (medians of {len(workers[1])}): "
                       f"{ratio:.2f}x faster."]
     RESULTS.mkdir(parents=True, exist_ok=True)
+    for name in sets:  # one report per set, as a study writes it: the autopilot's, repeat 1
+        task = SETS[name][0]
+        folder = BUILD / task / PROJECTS[task][0] / "runs" / PROJECTS[task][0] / f"bench-{name}-autopilot-1"
+        if (folder / "report.md").is_file():
+            shutil.copyfile(folder / "report.png", RESULTS / f"tune_report_{name}.png")
+            text = (folder / "report.md").read_text().replace("(report.png)", f"(tune_report_{name}.png)")
+            (RESULTS / f"tune_report_{name}.md").write_text(text)
     (RESULTS / "tune.md").write_text("\n".join(lines) + "\n")
     (RESULTS / "tune.json").write_text(json.dumps(summary, indent=1))
     plot(rows, sets)
@@ -195,11 +206,13 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--no-workers", dest="workers", action="store_false", help="skip the 1 vs 2 workers timing")
+    parser.add_argument("--workers-only", dest="studies", action="store_false",
+                        help="only the 1 vs 2 workers timing (run it alone: it needs both cores)")
     parser.add_argument("--render", action="store_true", help="only the table and plot from the cache")
     options = parser.parse_args()
     cache = load_cache()
     if not options.render:
-        measure(options.sets, options.trials, cache, options.workers)
+        measure(options.sets, options.trials, cache, options.workers, options.studies)
     render(cache)
 
 
