@@ -160,14 +160,14 @@ def plan_of(setup: dict[str, Any]) -> Plan:
 
 def claim(study: Any, url: str, setup: dict[str, Any]) -> tuple[str, Any]:
     """Under the study's lock: ``("run", trial)``, ``("wait", None)`` or ``("done", step)``."""
-    from .study import claim_lock, fail_lost_trials, records, worker_id
+    from optuna.trial import TrialState
+
+    from .study import Heartbeat, claim_lock, fail_lost_trials, records, worker_id
 
     with claim_lock(url, study.study_name):
         for number in fail_lost_trials(study, url):
             print(f"trial #{number} lost its worker: failed, and queued again", file=sys.stderr, flush=True)
         budget = int(study.user_attrs.get("budget", setup["budget"]))
-        from optuna.trial import TrialState
-
         waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
         if not waiting:
             if setup["mode"] == "autopilot":
@@ -196,8 +196,6 @@ def claim(study: Any, url: str, setup: dict[str, Any]) -> tuple[str, Any]:
             trial.set_user_attr("stage", 0)
             trial.set_user_attr("knob", setup["mode"])
         trial.set_user_attr("worker", worker_id())
-        from .study import Heartbeat
-
         with Heartbeat(study._storage, trial._trial_id):  # the first beat, under the lock
             pass
         return "run", trial
