@@ -132,11 +132,11 @@ def measure(sets: list[str], trials: int, cache: dict, workers_check: bool, stud
                 remember(cache, row)
 
 
-def _mean(values: list[float]) -> str:
+def _mean(values: list[float], digits: int = 3) -> str:
     values = [v for v in values if v is not None]
     if not values:
         return "—"
-    return f"{statistics.mean(values):.3f}" + (f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else "")
+    return f"{statistics.mean(values):.{digits}f}" + (f" ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else "")
 
 
 def render(cache: dict) -> None:
@@ -157,8 +157,8 @@ def render(cache: dict) -> None:
             summary[f"{name}/{method}"] = {k: [r[k] for r in these] for k in ("best_val", "best_test", "default_test",
                                                                              "epochs", "wall_s")}
             lines.append(f"| {name} | {method} | {_mean([r['best_val'] for r in these])} | "
-                         f"{_mean([r['best_test'] for r in these])} | {_mean([r['epochs'] for r in these])} | "
-                         f"{_mean([r['trial_minutes'] for r in these])} | {_mean([r['wall_s'] for r in these])} |")
+                         f"{_mean([r['best_test'] for r in these])} | {_mean([r['epochs'] for r in these], 0)} | "
+                         f"{_mean([r['trial_minutes'] for r in these], 1)} | {_mean([r['wall_s'] for r in these], 0)} |")
     workers = {w: [r["wall_s"] for r in rows if r["method"] == "random-workers" and r["workers"] == w] for w in (1, 2)}
     if workers[1] and workers[2]:
         ratio = statistics.median(workers[1]) / statistics.median(workers[2])
@@ -167,12 +167,15 @@ def render(cache: dict) -> None:
                       f"2 workers {statistics.median(workers[2]):.0f} s (medians of {len(workers[1])}): "
                       f"{ratio:.2f}x faster."]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    for name in sets:  # one report per set, as a study writes it: the autopilot's, repeat 1
+    for name in sets:  # one report per set, as a study writes it: the autopilot's, the first repeat still on disk
         task = SETS[name][0]
-        folder = BUILD / task / PROJECTS[task][0] / "runs" / PROJECTS[task][0] / f"bench-{name}-autopilot-1"
-        if (folder / "report.md").is_file():
+        folders = [BUILD / task / PROJECTS[task][0] / "runs" / PROJECTS[task][0] / f"bench-{name}-autopilot-{seed}"
+                   for seed in REPEATS]
+        folder = next((f for f in folders if (f / "report.md").is_file()), None)
+        if folder is not None:
             shutil.copyfile(folder / "report.png", RESULTS / f"tune_report_{name}.png")
             text = (folder / "report.md").read_text().replace("(report.png)", f"(tune_report_{name}.png)")
+            text = text.replace(f"{ROOT}/", "")  # paths relative to the repository, as a user there would type them
             (RESULTS / f"tune_report_{name}.md").write_text(text)
     (RESULTS / "tune.md").write_text("\n".join(lines) + "\n")
     (RESULTS / "tune.json").write_text(json.dumps(summary, indent=1))

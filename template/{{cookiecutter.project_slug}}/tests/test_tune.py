@@ -90,6 +90,8 @@ def test_the_budget_ends_the_plan_with_the_best_configuration_so_far():
     steps, end = drive(Plan(knobs=KNOBS), budget=5)
     assert len(steps) == 5 and end.kind == "done" and end.reason == "budget"
     assert json.loads(end.best)["model.weight_decay"] == 1e-4
+    # the knob the budget cut short is in the report with what it would have tried next (shown "not run")
+    assert end.decisions[-1].knob == "dropout" and [v for v, _ in end.decisions[-1].tried] == [0.5, 0.1]
 
 
 def test_plan_file_mistakes_are_named_before_any_trial_runs(tmp_path):

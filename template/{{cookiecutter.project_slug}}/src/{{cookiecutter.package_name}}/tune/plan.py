@@ -222,13 +222,15 @@ def _walk(replay: _Replay) -> None:
 
     # stage 2: batch sizes around the one used, each at its scaled LR (T07 + T06)
     tried, kept = [(used, baseline.key)], used
-    for size in stage_two_sizes(plan, used, int(baseline.facts.get("train_size", 0))):
-        params = {LR: scaled_lr(plan, lr, used, size), BATCH_SIZE: size}
-        result = score(replay.outcome(params, 2, "batch_size", size))
-        tried.append((size, key_of(params)))
-        if replay.better(result, best_value):
-            best_value, kept, best_params, replay.best_key = result, size, params, key_of(params)
-    replay.decisions.append(Decision(2, "batch_size", tried, kept, replay.best_key))
+    try:
+        for size in stage_two_sizes(plan, used, int(baseline.facts.get("train_size", 0))):
+            params = {LR: scaled_lr(plan, lr, used, size), BATCH_SIZE: size}
+            tried.append((size, key_of(params)))
+            result = score(replay.outcome(params, 2, "batch_size", size))
+            if replay.better(result, best_value):
+                best_value, kept, best_params, replay.best_key = result, size, params, key_of(params)
+    finally:  # also when the stage is cut short (running trials, the budget): the report shows it so far
+        replay.decisions.append(Decision(2, "batch_size", tried, kept, replay.best_key))
     if replay.pending:  # the next stage builds on this one's winner
         raise _Need(Step("wait"))
 
@@ -247,26 +249,28 @@ def _walk(replay: _Replay) -> None:
             best_value, kept, best_params = result, value, {**start, knob.arg: value}
             replay.best_key = key_of(best_params)
 
-        for value, result in [(v, attempt(v)) for v in knob.try_values if v != knob.default]:
-            if replay.better(result, best_value):
-                keep(value, result)
-        if replay.pending:
-            raise _Need(Step("wait"))
-        for value in knob.ladder:
-            if value == kept:
-                continue
-            result = attempt(value)
+        try:
+            for value, result in [(v, attempt(v)) for v in knob.try_values if v != knob.default]:
+                if replay.better(result, best_value):
+                    keep(value, result)
             if replay.pending:
                 raise _Need(Step("wait"))
-            if replay.better(result, best_value):
-                keep(value, result)
-                continue
-            fallback = knob.instead.get(value)
-            if fallback is not None and fallback != kept:
-                result = attempt(fallback)
+            for value in knob.ladder:
+                if value == kept:
+                    continue
+                result = attempt(value)
                 if replay.pending:
                     raise _Need(Step("wait"))
                 if replay.better(result, best_value):
-                    keep(fallback, result)
-            break
-        replay.decisions.append(Decision(3, knob.name, tried, kept, replay.best_key))
+                    keep(value, result)
+                    continue
+                fallback = knob.instead.get(value)
+                if fallback is not None and fallback != kept:
+                    result = attempt(fallback)
+                    if replay.pending:
+                        raise _Need(Step("wait"))
+                    if replay.better(result, best_value):
+                        keep(fallback, result)
+                break
+        finally:  # cut short or not, the knob's trials so far
+            replay.decisions.append(Decision(3, knob.name, tried, kept, replay.best_key))
