@@ -426,9 +426,9 @@ def summary_run(name: str, setup: dict[str, Any], trials: list[Any], best: Optio
     logger_args = ((setup["config"].get("trainer") or {}).get("logger") or {})
     if isinstance(logger_args, list):
         logger_args = logger_args[0] if logger_args else {}
-    init_args = dict((logger_args or {}).get("init_args") or {}) if isinstance(logger_args, dict) else {}
-    if not init_args:
-        return  # the config logs nowhere: the report files are all there is
+    if not isinstance(logger_args, dict) or not str(logger_args.get("class_path", "")).endswith("WandbLogger"):
+        return  # the config logs elsewhere, or nowhere: the report files are all there is
+    init_args = dict(logger_args.get("init_args") or {})
     logger = WandbLogger(project=init_args.get("project"), save_dir=init_args.get("save_dir", "runs"),
                          entity=init_args.get("entity"), group=name, job_type="tune", tags=["tune", "summary"],
                          name=f"{name}-summary", init_timeout=init_args.get("init_timeout", 30))
