@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from project_runs import ROOT, bake  # noqa: E402
+from project_runs import ROOT, project_of  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 from callbacks.ensemble import read_manifest, write_manifest  # noqa: E402
@@ -38,9 +38,6 @@ CACHE = RESULTS / "ensembles_runs.jsonl"
 BUILD = ROOT / "build" / "bench-ensembles"
 SEEDS = (1, 2, 3, 4, 5)
 SHORT = (1, 2, 3)
-PROJECTS = {"text_classification": ("sentiment-classifier", "sentiment_classifier"),
-            "sequence_classification": ("sequence-classifier", "sequence_classifier"),
-            "image_classification": ("image-classifier", "image_classifier")}
 #: name -> (task, data arguments, default max_epochs, snapshot preset's max_epochs)
 SETS = {
     "GunPoint": ("sequence_classification", ["--data.dataset", "GunPoint"], 200, 100),
@@ -49,14 +46,6 @@ SETS = {
     "MR": ("text_classification", [], 10, 10),
 }
 VARIANTS = ("single", "blend", "classical", "seed ensemble", "snapshot", "snapshot last 3", "ema", "oversample")
-
-
-def project_of(task: str) -> tuple[Path, str]:
-    slug, package = PROJECTS[task]
-    project = BUILD / task / slug
-    if not (project / "pyproject.toml").is_file():
-        bake(task, project)
-    return project, package
 
 
 def cli(project: Path, package: str, args: list[str]) -> dict[str, Any]:
@@ -114,7 +103,7 @@ def ensemble_test(project: Path, package: str, data: list[str], manifest: Path) 
 
 def measure(name: str, cache: dict) -> None:
     task, data, epochs, snapshot_epochs = SETS[name]
-    project, package = project_of(task)
+    project, package = project_of(task, BUILD)
 
     def cached(variant: str, seed: int, run: Any) -> dict[str, Any]:
         key = (name, variant, seed)

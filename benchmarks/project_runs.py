@@ -29,6 +29,21 @@ def bake(task: str, project: Path) -> None:
                  extra_context={"task": task})
 
 
+#: task -> (the folder and the package of a project baked with the default answers)
+PROJECTS = {"text_classification": ("sentiment-classifier", "sentiment_classifier"),
+            "sequence_classification": ("sequence-classifier", "sequence_classifier"),
+            "image_classification": ("image-classifier", "image_classifier")}
+
+
+def project_of(task: str, build: Path) -> tuple[Path, str]:
+    """The project of ``task`` under ``build`` (baked on first use) and its package name."""
+    slug, package = PROJECTS[task]
+    project = build / task / slug
+    if not (project / "pyproject.toml").is_file():
+        bake(task, project)
+    return project, package
+
+
 def run_cli(project: Path, extra: list[str], seed: int, epochs: int, env: dict[str, str] | None = None,
             package: str = PACKAGE) -> float:
     """``fit --config configs/default.yaml <extra>`` on one thread with W&B offline; returns its wall seconds.

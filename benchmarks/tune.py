@@ -31,14 +31,11 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from project_runs import ROOT, bake  # noqa: E402
+from project_runs import PROJECTS, ROOT, project_of  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 CACHE = RESULTS / "tune_runs.jsonl"
 BUILD = ROOT / "build" / "bench-tune"
-PROJECTS = {"text_classification": ("sentiment-classifier", "sentiment_classifier"),
-            "sequence_classification": ("sequence-classifier", "sequence_classifier"),
-            "image_classification": ("image-classifier", "image_classifier")}
 #: name -> (task, data arguments, max epochs per trial: a trial's start-up, ~15 s, is most of a small set's trial)
 # sequences: JapaneseVowels (UEA, 9 classes, 54 validation series); ItalyPowerDemand's 14 validation series reach
 # a validation loss of 0.001 at the default config, which leaves nothing to choose by
@@ -48,14 +45,6 @@ SETS = {"JapaneseVowels": ("sequence_classification", ["--data.dataset", "Japane
 METHODS = ("autopilot", "tpe", "random")
 REPEATS = (1, 2)
 WORKER_SET = "JapaneseVowels"
-
-
-def project_of(task: str) -> tuple[Path, str]:
-    slug, package = PROJECTS[task]
-    project = BUILD / task / slug
-    if not (project / "pyproject.toml").is_file():
-        bake(task, project)
-    return project, package
 
 
 def load_cache() -> dict[tuple, dict[str, Any]]:
@@ -79,7 +68,7 @@ def run_study(name: str, method: str, seed: int, trials: int, workers: int, tag:
     import optuna
 
     task, data, epochs = SETS[name]
-    project, package = project_of(task)
+    project, package = project_of(task, BUILD)
     study = f"bench-{tag}"
     folder = project / "runs" / PROJECTS[task][0] / study
     env = {**os.environ, "PYTHONPATH": str(project / "src"), "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
