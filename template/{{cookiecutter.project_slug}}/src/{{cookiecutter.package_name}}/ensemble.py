@@ -30,7 +30,7 @@ from .callbacks.ensemble import MANIFEST, Member, average_probabilities, reliabi
 from .callbacks.notices import notice
 from .callbacks.reporting import report_summary, wandb_media
 from .callbacks.wandb_io import find_wandb_logger, run_directory, write_atomically
-from .trials import Trial, run_trials, run_root, write_result
+from .trials import Trial, config_files, fail, refuse, run_root, run_trials, write_result
 
 SCORES = ("acc", "f1", "nll", "ece")
 
@@ -151,12 +151,6 @@ def calibration_figure(members: list[np.ndarray], averaged: np.ndarray, labels: 
 
 
 # ------------------------------------------------------------------ the `ensemble` command (T61)
-def _fail(message: str) -> None:
-    """A run-time failure of the command: one line, exit status 1 (as a failed run's)."""
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    raise SystemExit(1)
-
-
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="{{ cookiecutter.package_name }} ensemble",
@@ -179,12 +173,9 @@ def main(argv: list[str], default_save_dir: str, default_project: str, check_pre
         raise ValueError(f"an ensemble needs --members >= 2, got {options.members}.")
     if options.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {options.workers}.")
-    for taken in ("--seed_everything", "--ckpt_path", "--ensemble"):
-        if any(arg == taken or arg.startswith(taken + "=") for arg in fit_args):
-            raise ValueError(f"{taken} is set by the ensemble command itself (members differ by seed only); leave "
-                             "it out.")
-    configs = [value for arg, value in zip(fit_args, fit_args[1:]) if arg == "--config"]
-    check_presets(configs + [arg.split("=", 1)[1] for arg in fit_args if arg.startswith("--config=")])
+    refuse(fit_args, ("--seed_everything", "--ckpt_path", "--ensemble"),
+           "is set by the ensemble command itself (members differ by seed only); leave it out.")
+    check_presets(config_files(fit_args))
     group = options.group or f"ensemble-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     folder = run_root(fit_args, default_save_dir, default_project) / group
     seeds = list(range(options.first_seed, options.first_seed + options.members))
@@ -200,7 +191,7 @@ def main(argv: list[str], default_save_dir: str, default_project: str, check_pre
         why = f"failed (exit {r.returncode})" if r.returncode else "finished without a best checkpoint (no monitor?)"
         print(f"warning: {r.trial.name} {why}; its log: {r.log}", file=sys.stderr, flush=True)
     if len(done) < 2:
-        _fail(f"only {len(done)} of {options.members} members finished with a checkpoint; see the logs in "
+        fail(f"only {len(done)} of {options.members} members finished with a checkpoint; see the logs in "
               f"{folder / 'logs'}.")
     members = [{"checkpoint": r.result["checkpoint"], "weight": 1.0, "seed": seed, "run": r.result.get("run_id"),
                 "monitor": r.result.get("monitor"), "best_score": r.result.get("score"),
@@ -211,7 +202,7 @@ def main(argv: list[str], default_save_dir: str, default_project: str, check_pre
                  {"WANDB_RUN_GROUP": group, "WANDB_TAGS": "ensemble,summary", "WANDB_JOB_TYPE": "ensemble"})
     tested = run_trials([test], folder / "logs", 1, description="ensemble test")[0]
     if not tested.ok:
-        _fail(f"the ensemble's test failed (exit {tested.returncode}); its log: {tested.log}")
+        fail(f"the ensemble's test failed (exit {tested.returncode}); its log: {tested.log}")
     rows = tested.result["members"] + [tested.result["ensemble"]]
     for row, (seed, _) in zip(rows, done):
         row["member"] = f"seed {seed}"

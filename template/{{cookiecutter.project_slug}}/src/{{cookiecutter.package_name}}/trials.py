@@ -164,6 +164,25 @@ def run_trials(trials: list[Trial], log_dir: Path, workers: int = 1, description
     return [results[i] for i in range(len(trials))]
 
 
+def config_files(args: list[str]) -> list[str]:
+    """The ``--config`` files among CLI arguments (``--config a.yaml`` and ``--config=a.yaml``), in order."""
+    return [value for arg, value in zip(args, args[1:]) if arg == "--config"] + \
+        [arg.split("=", 1)[1] for arg in args if arg.startswith("--config=")]
+
+
+def refuse(args: list[str], taken: tuple[str, ...], why: str) -> None:
+    """Raise ``ValueError("<arg> <why>")`` for the first of ``taken`` among ``args`` (``--x v`` or ``--x=v``)."""
+    for name in taken:
+        if any(arg == name or arg.startswith(name + "=") for arg in args):
+            raise ValueError(f"{name} {why}")
+
+
+def fail(message: str) -> None:
+    """A run-time failure of a many-runs command: one line, exit status 1 (as a failed run's)."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(1)
+
+
 def run_root(args: list[str], default_save_dir: str, default_project: str) -> Path:
     """Where the runs of these CLI arguments put their folders, ``<save_dir>/<project>``, read from the ``--config``
     files and ``--trainer.logger.init_args.save_dir``/``project`` overrides, without building the run."""

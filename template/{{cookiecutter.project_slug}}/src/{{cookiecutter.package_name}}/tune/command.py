@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 import yaml
 
-from ..trials import PACKAGE, TUNE_VARIABLE, Trial, command, run_root, run_trial
+from ..trials import PACKAGE, TUNE_VARIABLE, Trial, command, config_files, fail, refuse, run_root, run_trial
 from .plan import BASELINE, Plan, next_step
 from .settings import build_plan, read_settings, search_space
 
@@ -58,11 +58,6 @@ def parser() -> argparse.ArgumentParser:
                         help="write the same search space as a W&B sweep YAML and stop")
     parser.add_argument("--tuned", default=None, help="where the kept config goes (default: configs/tuned.yaml)")
     return parser
-
-
-def _configs(fit_args: list[str]) -> list[str]:
-    return [value for arg, value in zip(fit_args, fit_args[1:]) if arg == "--config"] + \
-        [arg.split("=", 1)[1] for arg in fit_args if arg.startswith("--config=")]
 
 
 def default_name(mode: str, fit_args: list[str]) -> str:
@@ -277,11 +272,6 @@ def write_text(path: Path, text: str) -> None:
 
 
 # ------------------------------------------------------------------ the coordinator
-def _fail(message: str, status: int = 1) -> None:
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    raise SystemExit(status)
-
-
 def new_setup(options: argparse.Namespace, fit_args: list[str], plan_file: Path, budget: Optional[int]) -> dict[str, Any]:
     """Everything the workers need, read once: stored in the study, so every machine follows the same plan."""
     settings = read_settings(plan_file)
@@ -302,7 +292,7 @@ def new_setup(options: argparse.Namespace, fit_args: list[str], plan_file: Path,
 
 def preflight(setup: dict[str, Any], folder: Path, name: str) -> str:
     """Stage 0: the pre-flight checks (SanityChecks, strict: T50/T52/T53) on the overfit test (T51)."""
-    configs = _configs(setup["fit_args"])
+    configs = config_files(setup["fit_args"])
     overfit = (Path(configs[0]).parent if configs else Path("configs")) / "presets" / "overfit.yaml"
     if not overfit.is_file():
         raise FileNotFoundError(f"{overfit}: stage 0 runs the overfit preset; restore it or pass --skip_preflight.")
@@ -317,7 +307,7 @@ def preflight(setup: dict[str, Any], folder: Path, name: str) -> str:
         said = [line.strip() for line in text.splitlines()
                 if line.startswith(("error:", "warning:")) or "FAIL" in line][-8:]
         print("\n".join(said), file=sys.stderr)
-        _fail(f"stage 0 failed (exit {result.returncode}): the pipeline has a problem that tuning cannot fix; see "
+        fail(f"stage 0 failed (exit {result.returncode}): the pipeline has a problem that tuning cannot fix; see "
               f"above and {result.log}. Fix it first (or, knowingly, --skip_preflight).")
     return (verdict[-1] if verdict else "passed") + f" ({result.seconds:.0f} s)"
 
@@ -455,14 +445,13 @@ def main(argv: list[str], default_save_dir: str, default_project: str, check_pre
         raise ValueError(f"--workers must be >= 1, got {options.workers}.")
     if options.heartbeat < 1:
         raise ValueError(f"--heartbeat must be >= 1 second, got {options.heartbeat}.")
-    for taken in ("--ckpt_path", "--ensemble", "--print_config"):
-        if any(arg == taken or arg.startswith(taken + "=") for arg in fit_args):
-            raise ValueError(f"{taken} cannot be tuned or resumed per trial; leave it out (tune resumes the study by "
-                             "itself when the same command runs again).")
+    refuse(fit_args, ("--ckpt_path", "--ensemble", "--print_config"),
+           "cannot be tuned or resumed per trial; leave it out (tune resumes the study by itself when the same "
+           "command runs again).")
     if fit_args[:1] and not fit_args[0].startswith("-"):
         raise ValueError(f"tune takes fit's arguments, not a subcommand ({fit_args[0]!r}): "
                          f"{PACKAGE} tune --config configs/default.yaml ...")
-    configs = _configs(fit_args)
+    configs = config_files(fit_args)
     check_presets(configs)
     plan_file = Path(options.plan) if options.plan else (Path(configs[0]).parent if configs else Path("configs")) / "tune.yaml"
     name = options.study or default_name(options.sampler, fit_args)
@@ -512,7 +501,7 @@ def finish(study: Any, setup: dict[str, Any], name: str, folder: Path, options: 
     trials = study.get_trials(deepcopy=False)
     baseline = next((t for t in sorted(trials, key=lambda t: t.number)
                      if t.state.name == "COMPLETE" and t.user_attrs.get("params") == {}), None)
-    configs = _configs(setup["fit_args"])
+    configs = config_files(setup["fit_args"])
     tuned = Path(options.tuned) if options.tuned else (Path(configs[0]).parent if configs else Path("configs")) / "tuned.yaml"
     if best is not None:
         write_tuned(best, setup, tuned, name)
@@ -526,7 +515,7 @@ def finish(study: Any, setup: dict[str, Any], name: str, folder: Path, options: 
     print(md.read_text(encoding="utf-8").split("## Result", 1)[-1].strip(), flush=True)
     print(f"report: {md} (+ {png.name})", flush=True)
     if best is None:
-        _fail(f"no configuration to keep ({reason or 'no trial completed'}); see {md} and the logs in {folder / 'logs'}.")
+        fail(f"no configuration to keep ({reason or 'no trial completed'}); see {md} and the logs in {folder / 'logs'}.")
     print(f"kept:   {tuned}   ({PACKAGE} fit --config {tuned})", flush=True)
     seeds = options.seeds if options.seeds is not None else int(setup["settings"].get("seeds", 0) or 0)
     if seeds >= 2:  # stage 4: a seed ensemble of the kept configuration (T61)
@@ -534,4 +523,4 @@ def finish(study: Any, setup: dict[str, Any], name: str, folder: Path, options: 
         done = subprocess.run(command(Trial("ensemble", ["ensemble", "--config", str(tuned), "--members", str(seeds),
                                                          "--workers", str(options.workers), "--group", f"{name}-ensemble"])))
         if done.returncode != 0:
-            _fail(f"stage 4 (the seed ensemble) failed with exit {done.returncode}.")
+            fail(f"stage 4 (the seed ensemble) failed with exit {done.returncode}.")
